@@ -1,0 +1,3 @@
+from owntrain.cli import main
+
+main()
