@@ -11,9 +11,11 @@ from pathlib import Path
 
 TEXT_COLUMN_NAMES: tuple[str, ...] = (
     "text", "review", "comment", "sentence", "body", "content", "message", "review_text",
+    "kommentar", "rezension", "texte", "commentaire", "avis",
 )
 LABEL_COLUMN_NAMES: tuple[str, ...] = (
     "label", "sentiment", "stars", "rating", "score", "polarity", "class", "category", "target",
+    "sterne", "klasse", "kategorie", "etoiles", "étoiles", "classe", "catégorie",
 )
 SPLIT_COLUMN_NAMES: tuple[str, ...] = ("split", "set", "subset", "fold")
 SPLITS: tuple[str, ...] = ("train", "validation", "test")

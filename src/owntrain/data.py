@@ -550,6 +550,32 @@ def _percentiles(values: np.ndarray) -> dict[str, int]:
             "mean": round(float(values.mean()), 1)}
 
 
+def _warnings(labels: list[str], per_split: dict[str, dict[str, int]], dup_stats: dict) -> list[str]:
+    """Things that are legal but probably a mistake, for the report and the terminal."""
+    out = []
+    by_fold: dict[str, list[str]] = {}
+    for label in labels:
+        by_fold.setdefault(label.casefold(), []).append(label)
+    for group in by_fold.values():
+        if len(group) > 1:
+            out.append(f"labels {' / '.join(map(repr, group))} differ only in case and are different classes; "
+                       "map them together with --label-map if they mean the same")
+    if len(labels) > 100:
+        out.append(f"{len(labels)} distinct labels: is --label-col the right column? A numeric rating can be "
+                   "grouped with --label-map '1-2=negative,4-5=positive'")
+    few = [label for label in labels if per_split["train"][label] < 10]
+    if few and len(labels) <= 100:
+        shown = ", ".join(f"{label!r} ({per_split['train'][label]})" for label in few[:10])
+        out.append(f"label(s) with fewer than 10 training examples: {shown}; the model will hardly learn them")
+    if dup_stats.get("conflicting_texts") and not dup_stats.get("conflicts_dropped"):
+        out.append(f"{dup_stats['conflicting_texts']:,} text(s) carry different labels in "
+                   f"{dup_stats['conflicting_rows']:,} row(s); pass --drop-conflicts to reject them")
+    if dup_stats.get("cross_split_duplicate_rows"):
+        out.append(f"{dup_stats['cross_split_duplicate_rows']:,} repeated text(s) fall in another split than their "
+                   "first occurrence (the input files or split column put them there); test scores may be optimistic")
+    return out
+
+
 def _reason_summary(counts: Counter[str]) -> str:
     return ", ".join(f"{n} {r}" for r, n in counts.most_common()) or "none"
 
@@ -573,6 +599,7 @@ def _report(inputs: list[dict], rows_read: int, keep: np.ndarray, final: np.ndar
         source = "hash"
     return {
         "format_version": 1,
+        "warnings": _warnings(labels, per_split, dup_stats),
         "rows": {"read": rows_read, "kept": kept, "rejected": rejected},
         "rejected_by_reason": dict(reject_counts.most_common()),
         "labels": labels,

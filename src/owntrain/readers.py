@@ -172,7 +172,10 @@ class DelimitedReader(TableReader):
         if delimiter is None:
             delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(sample)
         self.delimiter = delimiter
-        header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), None)
+        try:
+            header = next(csv.reader(io.StringIO(sample, newline=""), delimiter=delimiter, strict=False), None)
+        except csv.Error as exc:
+            raise InputError(f"{path}: line 1: cannot read the header ({exc}).") from None
         if not sample.strip() or not header:
             raise InputError(f"{path} is empty: expected a header line with column names, then one row per text.")
         self.columns = _unique_names(header)

@@ -68,9 +68,10 @@ def format_summary(result: Any) -> str:
     lines.append(f"  duplicates: {d['duplicate_rows']:,} repeated row(s) of {d['duplicate_texts']:,} text(s)"
                  f"{' (rejected)' if d['duplicates_dropped'] else ' (kept)'}"
                  + (f", {d['cross_split_duplicate_rows']:,} of them across splits" if d['cross_split_duplicate_rows'] else ""))
-    if d["conflicting_texts"]:
-        lines.append(f"  WARNING: {d['conflicting_texts']:,} text(s) carry different labels in {d['conflicting_rows']:,} "
-                     f"row(s){' (rejected)' if d['conflicts_dropped'] else '; pass --drop-conflicts to reject them'}")
+    if d["conflicting_texts"] and d["conflicts_dropped"]:
+        lines.append(f"  {d['conflicting_texts']:,} text(s) with conflicting labels: {d['conflicting_rows']:,} row(s) rejected")
+    for warning in r.get("warnings", []):
+        lines.append(f"  WARNING: {warning}")
     if r["unmapped_label_values"]:
         lines.append("  label values not covered by --label-map: "
                      + ", ".join(f"{k!r} x{v:,}" for k, v in r["unmapped_label_values"].items()))
