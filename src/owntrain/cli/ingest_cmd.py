@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -30,7 +31,7 @@ class _Progress:
         total = sum(p.stat().st_size for p in paths if p.is_file())
         self.bar = None
         if total >= DEFAULTS.progress_min_bytes:
-            self.bar = typer.progressbar(length=total, label="Reading", file=None)
+            self.bar = typer.progressbar(length=total, label="Reading", file=sys.stderr)
             self.bar.__enter__()
         self.last = 0
 
