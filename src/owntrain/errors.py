@@ -39,3 +39,7 @@ class LanguageError(OwntrainError):
 
 class BundleError(OwntrainError):
     """A bundle is incomplete, tampered with, or of an unsupported format."""
+
+
+class OutputError(OwntrainError):
+    """An output file cannot be written (full disk, no permission); nothing half-written is left."""

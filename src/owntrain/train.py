@@ -97,10 +97,12 @@ class FitResult:
     train_seconds: float             # time spent in epochs (training + validation), all sessions
     samples_per_second: float        # training rows per second of train_seconds
     vectors: dict[str, Any] | None = None
+    bundle_dir: Path | None = None      # the bundle exported at the end of fit (Workspace.bundle)
 
     def to_dict(self) -> dict[str, Any]:
         d = {k: getattr(self, k) for k in self.__dataclass_fields__}
         d["run_dir"], d["model_path"] = str(self.run_dir), str(self.model_path)
+        d["bundle_dir"] = str(self.bundle_dir) if self.bundle_dir else None
         return d
 
 
@@ -335,7 +337,11 @@ def fit(
         )
         resumed_from = None
 
-    return _train_and_evaluate(ws, df, labels, settings, enc_settings, enc, paths, state, resumed_from, notify)
+    result = _train_and_evaluate(ws, df, labels, settings, enc_settings, enc, paths, state, resumed_from, notify)
+    from owntrain.bundle import export_bundle
+
+    result.bundle_dir = export_bundle(result, ws.bundle)
+    return result
 
 
 def _validate_split(df: Any, labels: list[str], ws: Workspace) -> None:

@@ -91,6 +91,8 @@ def format_fit_summary(result: Any) -> str:
                  + (f"   (threshold {result.threshold:.3f} {m['threshold_rule']})" if result.threshold is not None else ""))
     lines.append(f"Rows: train {t['rows']['train']:,}, validation {t['rows']['validation']:,}, test {t['rows']['test']:,}")
     lines.append(f"Model: {result.model_path}")
+    if result.bundle_dir:
+        lines.append(f"Bundle: {result.bundle_dir} (score with `owntrain score FILE`; carry it with `owntrain export`)")
     lines.append(f"Metrics: {result.run_dir / 'metrics.json'}   history: {result.run_dir / 'history.json'}")
     lines.append(f"TensorBoard: tensorboard --logdir {result.run_dir / 'logs'}")
     return "\n".join(lines)
