@@ -254,6 +254,7 @@ def ingest(
 
     ws = Workspace.at(workspace)
     ws.root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_ingest_folders(ws.root)
     tmpdir = ws.root / f".ingest-{os.getpid()}"
     shutil.rmtree(tmpdir, ignore_errors=True)
     tmpdir.mkdir()
@@ -262,6 +263,17 @@ def ingest(
                     min_examples_per_label, drop_duplicates, drop_conflicts, batch_rows, progress, pa, pq, encoding)
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _remove_stale_ingest_folders(root: Path) -> None:
+    """Remove ``.ingest-<pid>`` folders that a killed ingest (SIGKILL, power loss) left behind."""
+    from owntrain.bundle import _pid_alive
+
+    for folder in root.glob(".ingest-*"):
+        pid = folder.name[len(".ingest-"):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)) and folder.is_dir() \
+                and not folder.is_symlink():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 _STAGE_SCHEMA_FIELDS = [("text", "string"), ("text_original", "string"), ("label", "string"),

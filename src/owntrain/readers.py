@@ -15,6 +15,7 @@ import io
 import json
 import os
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -77,15 +78,28 @@ def _open_binary(path: Path) -> BinaryIO:
     return open(path, "rb")
 
 
+_DAMAGED = (OSError, EOFError, zlib.error)
+"""What reading a damaged or truncated file raises (a .gz cut short raises EOFError or zlib.error)."""
+
+
+def _damaged_error(path: Path, line: int | None, exc: BaseException) -> InputError:
+    where = f" after line {line}" if line else ""
+    return InputError(f"{path}: cannot be read{where} ({exc}). The file is damaged or was copied incompletely "
+                      "(a .gz file cut short?); copy it again.")
+
+
 def _find_undecodable_line(path: Path, encoding: str) -> tuple[int, int, int]:
     """Return (line, column, byte) of the first byte sequence that cannot be decoded."""
     decoder = codecs.getincrementaldecoder(encoding)()
-    with _open_binary(path) as fh:
-        for number, line in enumerate(fh, start=1):
-            try:
-                decoder.decode(line)
-            except UnicodeDecodeError as exc:
-                return number, exc.start + 1, line[exc.start]
+    try:
+        with _open_binary(path) as fh:
+            for number, line in enumerate(fh, start=1):
+                try:
+                    decoder.decode(line)
+                except UnicodeDecodeError as exc:
+                    return number, exc.start + 1, line[exc.start]
+    except _DAMAGED:
+        pass
     return 0, 0, 0
 
 
@@ -165,10 +179,15 @@ class DelimitedReader(TableReader):
         fmt = detect_format(path)
         try:
             with _open_binary(path) as fh:
-                sample = io.TextIOWrapper(io.BytesIO(fh.read(65536)), encoding=self.encoding,
-                                          errors="replace", newline="").read()
-        except OSError as exc:
-            raise InputError(f"{path}: cannot be read ({exc}).") from None
+                raw = fh.read(65536)
+        except _DAMAGED as exc:
+            raise _damaged_error(path, None, exc) from None
+        try:
+            # Strict, so a file in another encoding (UTF-16, cp1252 in the header) is named as such rather
+            # than read as garbled column names; a character cut at the end of the sample is held back.
+            sample = codecs.getincrementaldecoder(self.encoding)().decode(raw, final=False)
+        except UnicodeDecodeError:
+            raise _encoding_error(path, self.encoding) from None
         if delimiter is None:
             delimiter = "\t" if fmt == "tsv" else _sniff_delimiter(sample)
         self.delimiter = delimiter
@@ -203,6 +222,8 @@ class DelimitedReader(TableReader):
                 yield Record(start, dict(zip(self.columns, row)))
         except UnicodeDecodeError:
             raise _encoding_error(self.path, self.encoding) from None
+        except _DAMAGED as exc:
+            raise _damaged_error(self.path, reader.line_num, exc) from None
         except csv.Error as exc:
             raise InputError(f"{self.path}: line {reader.line_num}: cannot parse CSV ({exc}).") from None
         finally:
@@ -233,6 +254,7 @@ class JsonLinesReader(TableReader):
     def _records(self, limit: int | None = None) -> Iterator[Record]:
         self._counter = _CountingReader(_open_binary(self.path))
         text = io.TextIOWrapper(io.BufferedReader(self._counter, 1 << 20), encoding=self.encoding)
+        number = 0
         try:
             for number, line in enumerate(text, start=1):
                 if limit is not None and number > limit:
@@ -251,6 +273,8 @@ class JsonLinesReader(TableReader):
                 yield Record(number, obj)
         except UnicodeDecodeError:
             raise _encoding_error(self.path, self.encoding) from None
+        except _DAMAGED as exc:
+            raise _damaged_error(self.path, number, exc) from None
         finally:
             text.close()
 

@@ -31,6 +31,7 @@ import datetime as _dt
 import decimal
 import gzip
 import io
+import itertools
 import json
 import os
 import queue
@@ -413,7 +414,19 @@ def _json_default(value: Any) -> Any:
 
 def _text_stream(path: Path, final: Path) -> io.TextIOBase:
     raw = gzip.open(path, "wb") if final.name.lower().endswith(".gz") else open(path, "wb")
-    return io.TextIOWrapper(raw, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    # A lone surrogate (a JSON input may hold "\ud800") cannot be UTF-8; it is written as the escape
+    # \ud800, which a JSON reader turns back into the same value, instead of failing the whole file.
+    return io.TextIOWrapper(raw, encoding="utf-8", errors="backslashreplace", newline="")  # type: ignore[arg-type]
+
+
+def _utf8_safe(value: Any) -> Any:
+    """A str without lone surrogates (escaped as ``\\udXXX``, as in the text outputs); others unchanged."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 class _Writer:
@@ -432,9 +445,27 @@ class _DelimitedWriter(_Writer):
                  n_classes: int) -> None:
         self.fh = _text_stream(tmp, final)
         self.out = csv.writer(self.fh, delimiter=delimiter, lineterminator="\n")
+        # csv quotes a field only for the characters of its line terminator: with "\n" a bare "\r" in a
+        # value would stay unquoted and split the row when read back. Rows holding one go through a
+        # writer ending lines with "\r\n" (which quotes it), and get "\n" like every other line.
+        self._buffer = io.StringIO()
+        self._cr_writer = csv.writer(self._buffer, delimiter=delimiter, lineterminator="\r\n")
         self.columns = columns
         self.n_probs = n_classes
-        self.out.writerow(columns + added)
+        self._write_rows([columns + added])
+
+    def _write_rows(self, rows: list[list[str]]) -> None:
+        if "\r" not in "".join(itertools.chain.from_iterable(rows)):
+            self.out.writerows(rows)
+            return
+        for row in rows:
+            if any("\r" in cell for cell in row):
+                self._buffer.seek(0)
+                self._buffer.truncate()
+                self._cr_writer.writerow(row)
+                self.fh.write(self._buffer.getvalue()[:-2] + "\n")
+            else:
+                self.out.writerow(row)
 
     def write(self, values: Sequence[dict[str, Any] | None], added: Sequence[list[Any]]) -> None:
         columns, empty = self.columns, [""] * len(self.columns)
@@ -443,7 +474,7 @@ class _DelimitedWriter(_Writer):
             cells = empty if v is None else [_cell(v.get(c)) for c in columns]
             probs = ["" if p is None else f"{p:.6f}" for p in extra[1:1 + self.n_probs]]
             rows.append(cells + [_cell(extra[0]), *probs, *(_cell(x) for x in extra[1 + self.n_probs:])])
-        self.out.writerows(rows)
+        self._write_rows(rows)
 
     def close(self) -> None:
         self.fh.flush()
@@ -505,8 +536,13 @@ class _ParquetWriter(_Writer):
             table = pa.Table.from_pylist(rows, schema=self.input_schema)
             arrays = list(table.columns)
         else:
-            arrays = [pa.array([None if v is None or v.get(c) is None else _cell(v.get(c)) for v in values],
-                               pa.string()) for c in self.columns]
+            arrays = []
+            for c in self.columns:
+                cells = [None if v is None or v.get(c) is None else _cell(v.get(c)) for v in values]
+                try:
+                    arrays.append(pa.array(cells, pa.string()))
+                except UnicodeEncodeError:  # lone surrogates from a JSON input
+                    arrays.append(pa.array([_utf8_safe(x) for x in cells], pa.string()))
         for j, f in enumerate(self.added_fields):
             arrays.append(pa.array([row[j] for row in added], f.type))
         self.writer.write_table(pa.Table.from_arrays(arrays, schema=self.schema))

@@ -154,14 +154,23 @@ def doc_tokens(doc: "Doc", settings: TextSettings) -> list[str]:
     return out
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _checked(texts: Iterable[str]) -> Iterator[str]:
-    """Pass texts through, refusing anything that is not a str (spaCy's own error is cryptic)."""
+    """Pass texts through, refusing anything that is not a str (spaCy's own error is cryptic).
+
+    Lone surrogates (a JSON ``"\\ud800"``), which spaCy cannot encode, become spaces, as
+    normalisation makes them; normalised texts never hold one, so their tokens are unchanged.
+    """
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(
                 f"Text number {i} is {type(text).__name__} ({text!r:.60}), expected a str. "
                 "Drop or fill missing texts before tokenizing (owntrain ingest does)."
             )
+        if not text.isascii() and _SURROGATE.search(text):
+            text = _SURROGATE.sub(" ", text)
         yield text
 
 

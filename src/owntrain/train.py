@@ -264,7 +264,7 @@ def fit(
     epochs: int | None = None,
     batch_size: int = DEFAULTS.batch_size,
     learning_rate: float = DEFAULTS.learning_rate,
-    patience: int = DEFAULTS.patience,
+    patience: int | None = None,
     class_weight: str | None = None,
     seed: int = DEFAULTS.seed,
     vectors: str | os.PathLike | None = None,
@@ -277,7 +277,8 @@ def fit(
     Defaults are the recipe (see :mod:`owntrain.model`). ``embedding_dim`` defaults to
     ``DEFAULTS.embedding_dim``, or to the vectors' size with ``vectors``. ``epochs`` defaults to
     ``DEFAULTS.epochs`` (with ``resume``: the run's own). Early stopping watches the validation loss
-    with ``patience`` epochs and restores the best epoch's weights. ``class_weight="balanced"``
+    with ``patience`` epochs (default ``DEFAULTS.patience``; with ``resume``: the run's own) and
+    restores the best epoch's weights. ``class_weight="balanced"``
     weights each training row by ``n / (n_classes * rows_of_its_class)``.
 
     ``resume=True`` continues the latest run (or ``run``) from its last completed epoch with its
@@ -294,7 +295,7 @@ def fit(
     notify = progress or (lambda event: None)
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise InputError(f"epochs must be a positive whole number, got {epochs!r}.")
-    if not isinstance(patience, int) or patience < 1:
+    if patience is not None and (not isinstance(patience, int) or patience < 1):
         raise InputError(f"patience must be a positive whole number of epochs, got {patience!r}.")
 
     df = pd.read_parquet(ws.dataset, columns=["text", "label", "split"])
@@ -315,7 +316,8 @@ def fit(
             )
         labels = list(settings["labels"])
         settings["training"]["epochs"] = int(epochs) if epochs is not None else int(settings["training"]["epochs"])
-        settings["training"]["patience"] = patience
+        # A resumed run keeps its own patience unless one is given, so it stops where it would have.
+        settings["training"]["patience"] = int(patience) if patience is not None else int(settings["training"]["patience"])
         write_json_atomic(paths.settings, settings)
         from owntrain.encoding import EncodingSettings, encoder_from_dict
 
@@ -332,7 +334,8 @@ def fit(
                           truncating=truncating, encoder=encoder, hash_buckets=hash_buckets),
             model=dict(arch=arch, embedding_dim=embedding_dim, units=units, dropout=dropout),
             training=dict(epochs=DEFAULTS.epochs if epochs is None else epochs, batch_size=batch_size,
-                          learning_rate=learning_rate, patience=patience, class_weight=class_weight, seed=seed),
+                          learning_rate=learning_rate, patience=DEFAULTS.patience if patience is None else patience,
+                          class_weight=class_weight, seed=seed),
             vectors=vectors,
         )
         resumed_from = None

@@ -254,7 +254,8 @@ class HashEncoder:
         """The id of one token, in ``4 .. buckets-1``."""
         i = self._memo.get(token)
         if i is None:
-            digest = hashlib.blake2b(token.encode("utf-8"), digest_size=8).digest()
+            # surrogatepass: a token holding a lone surrogate hashes too (valid text hashes as plain UTF-8)
+            digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest()
             i = INDEX_FROM + int.from_bytes(digest, "little") % (self.buckets - INDEX_FROM)
             if len(self._memo) >= self._MEMO_LIMIT:
                 self._memo.clear()

@@ -113,8 +113,9 @@ def fit_command(
         show_default=False)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per training batch.")] = DEFAULTS.batch_size,
     learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam learning rate.")] = DEFAULTS.learning_rate,
-    patience: Annotated[int, typer.Option(
-        help="Stop after this many epochs without a lower validation loss.")] = DEFAULTS.patience,
+    patience: Annotated[Optional[int], typer.Option(
+        help=f"Stop after this many epochs without a lower validation loss [default: {DEFAULTS.patience}; "
+             "with --resume: the run's own].", show_default=False)] = None,
     class_weight: Annotated[Optional[str], typer.Option(
         "--class-weight", help="'balanced': weight rows inversely to their label's frequency.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights and shuffling (same seed, same result).")] = DEFAULTS.seed,
@@ -147,8 +148,8 @@ def fit_command(
     from owntrain.model import import_tensorflow_quietly
 
     display = _Display()
-    import_tensorflow_quietly()
-    with user_errors():
+    with user_errors():  # also around the TensorFlow import: Ctrl-C during it prints one line too
+        import_tensorflow_quietly()
         try:
             result = fit(
                 workspace, lang=lang, lowercase=lowercase, keep_punct=keep_punct, top_words=top_words, min_df=min_df,
