@@ -332,7 +332,7 @@ def test_full_disk_during_export_keeps_the_previous_bundle(trained: Trained, tmp
 
 
 def test_full_disk_while_writing_an_archive_keeps_the_previous_one(trained: Trained, tmp_path: Path, monkeypatch):
-    import owntrain.bundle as bundle_module
+    import owntrain.archive as archive_module
 
     archive = export_archive(trained.bundle, tmp_path / "model.tar.gz")
     before = sha256(archive)
@@ -341,7 +341,7 @@ def test_full_disk_while_writing_an_archive_keeps_the_previous_one(trained: Trai
         tmp.write_bytes(b"\x1f\x8b half an archive")
         disk_full()
 
-    monkeypatch.setattr(bundle_module, "_write_tar_gz", half_then_full)
+    monkeypatch.setattr(archive_module, "_write_tar_gz", half_then_full)
     with pytest.raises(BundleError, match="Could not write .*model.tar.gz.*No space left on device"):
         export_archive(trained.bundle, archive)
     result = runner.invoke(app, ["export", "-w", str(trained.ws), "-o", str(archive)])

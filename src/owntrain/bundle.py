@@ -17,9 +17,10 @@ Loading (:func:`load_bundle`) copies or unpacks the listed files into a private 
 verifies each one against the manifest, and only then parses them: JSON for everything but the
 model, which Keras loads in safe mode after its configuration has been checked to hold nothing
 but Keras' own layers (no Lambda, no custom objects). Nothing is ever unpickled; a file the
-manifest does not list is never read. An archive is unpacked only after every entry has been
-checked (plain files and folders, relative paths without ``..``), so nothing is written outside
-its target folder.
+manifest does not list is never read. It returns a :class:`~owntrain.predictor.Bundle`, which
+predicts (:mod:`owntrain.predictor`). Archive files are written and safely unpacked by
+:mod:`owntrain.archive`; their names are re-exported here (``export_archive`` verifies the folder
+before archiving it).
 
 The manifest's ``digest`` (the bundle's fingerprint) is the SHA-256 of the manifest's own
 canonical JSON: it detects an edited or damaged manifest and names the bundle's exact content.
@@ -32,29 +33,33 @@ TensorFlow and Keras are imported only inside the functions that load or save th
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import re
 import shutil
 import stat
-import tarfile
 import tempfile
 import time
 import uuid
 import warnings
 import zipfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
-import numpy as np
-
-from owntrain.config import DEFAULTS
+from owntrain.archive import (  # noqa: F401 - also re-exported
+    ARCHIVE_SUFFIXES,
+    MANIFEST,
+    MAX_ARCHIVE_ENTRIES,
+    MAX_UNPACKED_BYTES,
+    archive_kind,
+    unpack_archive,
+    write_archive,
+)
 from owntrain.errors import BundleError, InputError, WorkspaceError
+from owntrain.fileio import _CHUNK, _pid_alive, remove_stale_temporaries  # noqa: F401 - also re-exported
+from owntrain.predictor import Bundle, Predictions  # noqa: F401 - also re-exported
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -65,7 +70,7 @@ BUNDLE_FORMAT = "owntrain-bundle"
 FORMAT_VERSION = 1
 """The bundle format this owntrain writes, and the newest it reads."""
 
-MANIFEST = "manifest.json"
+# MANIFEST ("manifest.json") comes from owntrain.archive, which needs it to find a bundle in an archive.
 MODEL_FILE = "model.keras"
 VOCAB_FILE = "vocab.json"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -74,11 +79,6 @@ METRICS_FILE = "metrics.json"
 CARD_FILE = "MODEL_CARD.md"
 REQUIRED_FILES: tuple[str, ...] = (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE, LABELS_FILE, METRICS_FILE, CARD_FILE)
 
-ARCHIVE_SUFFIXES: tuple[str, ...] = (".tar.gz", ".tgz", ".zip")
-MAX_ARCHIVE_ENTRIES = 256
-MAX_UNPACKED_BYTES = 8 * 1024**3
-"""An archive that would unpack to more than this is refused (a bundle is megabytes, not gigabytes)."""
-
 KERAS_MEMBERS = frozenset({"metadata.json", "config.json", "model.weights.h5"})
 REFUSED_CLASSES = frozenset({"Lambda", "TFSMLayer", "__lambda__", "function"})
 VERSION_PACKAGES: tuple[str, ...] = ("owntrain", "tensorflow", "keras", "spacy", "numpy")
@@ -86,7 +86,6 @@ WARN_PACKAGES: tuple[str, ...] = ("tensorflow", "keras", "spacy")
 """Packages whose version difference can change a loaded model's predictions (spaCy: tokenization)."""
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
 
 
 class BundleVersionWarning(UserWarning):
@@ -149,60 +148,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def archive_kind(path: Path) -> str | None:
-    """``'tar.gz'`` or ``'zip'`` from an archive's name, None for anything else."""
-    name = path.name.lower()
-    if name.endswith((".tar.gz", ".tgz")):
-        return "tar.gz"
-    if name.endswith(".zip"):
-        return "zip"
-    return None
-
-
-def _archive_stem(path: Path) -> str:
-    name = path.name
-    for suffix in ARCHIVE_SUFFIXES:
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return re.sub(r"[^A-Za-z0-9._-]", "_", name).strip("._") or "bundle"
-
-
-def _size(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:,} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return f"{n}"  # pragma: no cover
-
-
 # --------------------------------------------------------------------------- export
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True
-    return True
-
-
-def remove_stale_temporaries(path: Path) -> None:
-    """Remove ``.<name>.tmp-<pid>-*`` files or folders beside ``path`` left by a killed owntrain process."""
-    pattern = re.compile(rf"^\.{re.escape(path.name)}\.tmp-(\d+)-[0-9a-f]+")
-    try:
-        siblings = list(path.parent.iterdir())
-    except OSError:
-        return
-    for sibling in siblings:
-        match = pattern.match(sibling.name)
-        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
-            if sibling.is_dir() and not sibling.is_symlink():
-                shutil.rmtree(sibling, ignore_errors=True)
-            else:
-                sibling.unlink(missing_ok=True)
 
 
 def _recover_interrupted_swap(out: Path) -> None:
@@ -532,236 +478,6 @@ def model_card(*, run_id: str, labels: Mapping[str, Any], preprocessing: Mapping
     return "\n".join(lines)
 
 
-# --------------------------------------------------------------------------- archives
-
-
-def export_archive(bundle_dir: str | os.PathLike, out_file: str | os.PathLike) -> Path:
-    """Write a verified bundle folder as one archive file (``.tar.gz``/``.tgz`` or ``.zip``).
-
-    The archive holds one folder (named after the archive) with the manifest and the files it
-    lists, nothing else, with fixed timestamps and permissions: the same bundle gives the same
-    archive bytes. Written under a temporary name and renamed.
-    """
-    src = Path(bundle_dir)
-    out = Path(out_file)
-    kind = archive_kind(out)
-    if kind is None:
-        raise BundleError(f"Cannot tell the archive format from {out.name!r}: name it *.tar.gz, *.tgz or *.zip.")
-    report = inspect_bundle(src)
-    if not report.ok:
-        raise BundleError(f"Refusing to archive {src}: " + "; ".join(report.problems))
-    names = [MANIFEST, *sorted(report.manifest["files"])]
-    top = _archive_stem(out)
-    mtime = _manifest_time(report.manifest)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    try:
-        if kind == "zip":
-            _write_zip(tmp, src, top, names, mtime)
-        else:
-            _write_tar_gz(tmp, src, top, names, mtime)
-        os.replace(tmp, out)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise BundleError(f"Could not write {out} ({exc.strerror or exc}). Free disk space and try again.") from None
-        raise
-    return out
-
-
-def _manifest_time(manifest: Mapping[str, Any]) -> int:
-    try:
-        import calendar
-
-        return int(calendar.timegm(time.strptime(str(manifest.get("created")), "%Y-%m-%dT%H:%M:%SZ")))
-    except (ValueError, OverflowError):
-        return 0
-
-
-def _write_tar_gz(tmp: Path, src: Path, top: str, names: Sequence[str], mtime: int) -> None:
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=mtime, filename="") as gz, \
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        folder = tarfile.TarInfo(top)
-        folder.type, folder.mode, folder.mtime = tarfile.DIRTYPE, 0o755, mtime
-        tar.addfile(folder)
-        for name in names:
-            info = tarfile.TarInfo(f"{top}/{name}")
-            info.size, info.mode, info.mtime = (src / name).stat().st_size, 0o644, mtime
-            with open(src / name, "rb") as fh:
-                tar.addfile(info, fh)
-        tar.close()
-        gz.close()
-        raw.flush()
-        os.fsync(raw.fileno())
-
-
-def _write_zip(tmp: Path, src: Path, top: str, names: Sequence[str], mtime: int) -> None:
-    stamp = time.gmtime(max(mtime, 315532800))[:6]  # zip cannot store dates before 1980
-    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for name in names:
-            info = zipfile.ZipInfo(f"{top}/{name}", date_time=stamp)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = (stat.S_IFREG | 0o644) << 16
-            with open(src / name, "rb") as fh, zf.open(info, "w") as dest:
-                shutil.copyfileobj(fh, dest, _CHUNK)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-
-
-def _entry_path(name: str) -> str:
-    """The safe relative path of an archive entry, or a reason (prefixed ``!``) to refuse it."""
-    if "\x00" in name:
-        return "!has a NUL character in its name"
-    if "\\" in name:
-        return "!has a backslash in its name (Windows path separators are not accepted)"
-    if name.startswith("/") or re.match(r"^[A-Za-z]:", name):
-        return "!is an absolute path"
-    parts = [p for p in name.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        return "!points outside the archive's folder ('..')"
-    if not parts:
-        return "!has an empty name"
-    return "/".join(parts)
-
-
-@dataclass(frozen=True)
-class _Entry:
-    path: str
-    is_dir: bool
-    size: int
-    source: Any
-
-
-def _tar_entries(tar: tarfile.TarFile) -> Iterator[tuple[str, Any, str | None]]:
-    """(name, member, reason or None) for every tar member."""
-    for member in tar.getmembers():
-        if member.isdir() or member.isfile():
-            reason = None
-        elif member.issym() or member.islnk():
-            reason = f"is a link (to {member.linkname!r})"
-        elif member.ischr() or member.isblk() or member.isfifo():
-            reason = "is a device or a pipe"
-        else:
-            reason = "is not a plain file or folder"
-        yield member.name, member, reason
-
-
-def _zip_entries(zf: zipfile.ZipFile) -> Iterator[tuple[str, Any, str | None]]:
-    """(name, info, reason or None) for every zip entry."""
-    for info in zf.infolist():
-        kind = stat.S_IFMT(info.external_attr >> 16)  # 0 when the zip tool stored no Unix file type
-        reason = None
-        if info.flag_bits & 0x1:
-            reason = "is encrypted"
-        elif kind == stat.S_IFLNK:
-            reason = "is a symbolic link"
-        elif kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
-            reason = "is a device, a pipe or another special file"
-        yield info.filename, info, reason
-
-
-def _checked_entries(archive: Path, raw: Iterable[tuple[str, Any, str | None]], is_zip: bool) -> list[_Entry]:
-    """Every entry after the safety checks; BundleError naming the first one refused."""
-    entries: list[_Entry] = []
-    seen: set[str] = set()
-    total = 0
-    for name, src, reason in raw:
-        path = _entry_path(name)
-        if reason is None and path.startswith("!"):
-            reason = path[1:]
-        if reason is None and path.lower() in seen:
-            reason = "appears twice"
-        if reason is not None:
-            raise BundleError(
-                f"Refused to unpack {archive}: entry {name!r} {reason}. A bundle archive holds only plain files "
-                "in one folder; this one was not made by `owntrain export` or was altered. Nothing was unpacked."
-            )
-        seen.add(path.lower())
-        is_dir = src.is_dir() if is_zip else src.isdir()
-        size = 0 if is_dir else int(src.file_size if is_zip else src.size)
-        total += size
-        entries.append(_Entry(path, is_dir, size, src))
-        if len(entries) > MAX_ARCHIVE_ENTRIES or total > MAX_UNPACKED_BYTES:
-            raise BundleError(
-                f"Refused to unpack {archive}: more than {MAX_ARCHIVE_ENTRIES} entries or "
-                f"{_size(MAX_UNPACKED_BYTES)} of content; a bundle is far smaller. Nothing was unpacked."
-            )
-    return entries
-
-
-def _copy_limited(src: io.BufferedIOBase, dest_path: Path, limit: int, archive: Path, name: str) -> None:
-    """Copy at most ``limit`` bytes into a new file that must not exist yet (never through a link)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(dest_path, flags, 0o644)
-    written = 0
-    with os.fdopen(fd, "wb") as out:
-        while chunk := src.read(_CHUNK):
-            written += len(chunk)
-            if written > limit:
-                raise BundleError(f"Refused to unpack {archive}: entry {name!r} holds more bytes than its header "
-                                  "says. The archive is damaged or crafted.")
-            out.write(chunk)
-
-
-def unpack_archive(archive: str | os.PathLike, target: str | os.PathLike) -> Path:
-    """Unpack a bundle archive into the folder ``target`` and return the folder holding manifest.json.
-
-    Every entry is checked before anything is written: only plain files and folders, relative
-    paths with no ``..``, no links, devices or pipes, no duplicates, bounded size. Files are
-    created fresh (never through an existing link), so nothing lands outside ``target``.
-    """
-    path = Path(archive)
-    dest = Path(target)
-    kind = archive_kind(path)
-    if kind is None:
-        raise BundleError(f"{path} is not a bundle archive: expected a folder, or a file ending .tar.gz, .tgz or .zip.")
-    dest.mkdir(parents=True, exist_ok=True)
-    base = os.path.realpath(dest)
-    try:
-        if kind == "zip":
-            with zipfile.ZipFile(path) as zf:
-                entries = _checked_entries(path, _zip_entries(zf), True)
-                _extract(entries, base, path, lambda e: zf.open(e.source))
-        else:
-            with tarfile.open(path, "r:gz") as tar:
-                entries = _checked_entries(path, _tar_entries(tar), False)
-                _extract(entries, base, path, lambda e: tar.extractfile(e.source))
-    except (tarfile.TarError, zipfile.BadZipFile, EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise BundleError(f"{path} is not a readable {kind} archive ({exc}). Copy the bundle again.") from None
-    except OSError as exc:
-        raise BundleError(f"Could not unpack {path} into {dest} ({exc.strerror or exc}). Check free space, "
-                          "or the archive's entries clash (a file and a folder of the same name).") from None
-    return _bundle_root(dest, path)
-
-
-def _extract(entries: Sequence[_Entry], base: str, archive: Path, opener: Any) -> None:
-    for entry in sorted(entries, key=lambda e: (not e.is_dir, e.path)):
-        dest = os.path.realpath(os.path.join(base, entry.path))
-        if os.path.commonpath([base, dest]) != base:  # pragma: no cover - excluded by _entry_path
-            raise BundleError(f"Refused to unpack {archive}: entry {entry.path!r} points outside its folder.")
-        if entry.is_dir:
-            os.makedirs(dest, exist_ok=True)
-            continue
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        src = opener(entry)
-        if src is None:  # pragma: no cover - tar returns None only for non-files
-            continue
-        with src:
-            _copy_limited(src, Path(dest), entry.size, archive, entry.path)
-
-
-def _bundle_root(folder: Path, archive: Path) -> Path:
-    """The folder of an unpacked archive that holds manifest.json: the top level or its one subfolder."""
-    if (folder / MANIFEST).is_file():
-        return folder
-    subdirs = [p for p in folder.iterdir() if p.is_dir()]
-    if len(subdirs) == 1 and (subdirs[0] / MANIFEST).is_file():
-        return subdirs[0]
-    raise BundleError(f"{archive} holds no {MANIFEST} (at its top or in its one folder): it is not an owntrain bundle. "
-                      "Make one with `owntrain export`.")
-
-
 # --------------------------------------------------------------------------- verification
 
 
@@ -1051,354 +767,7 @@ def inspect_bundle(path: str | os.PathLike | None = None, *, workspace: str | os
         return report
 
 
-# --------------------------------------------------------------------------- load and predict
-
-
-@dataclass(frozen=True)
-class Predictions:
-    """Predictions for a list of texts, in their order.
-
-    ``labels[i]`` is the predicted class of text ``i`` (None where the text is empty after
-    normalisation), ``probabilities[i, j]`` the probability of class ``classes[j]`` (NaN for an
-    empty text), ``status[i]`` ``"ok"`` or ``"empty_text"``.
-    """
-
-    classes: list[str]
-    labels: list[str | None]
-    probabilities: np.ndarray
-    status: list[str]
-    threshold: float | None
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        probs = self.probabilities[i]
-        return {"label": self.labels[i], "status": self.status[i],
-                "probabilities": {c: (None if np.isnan(p) else float(p)) for c, p in zip(self.classes, probs)}}
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return (self[i] for i in range(len(self)))
-
-    def to_records(self) -> list[dict[str, Any]]:
-        """One JSON-ready dict per text: label, status, probability per class."""
-        return list(self)
-
-
-class Bundle:
-    """A loaded, verified bundle: encodes texts exactly as training did and predicts their classes.
-
-    Load with :func:`load_bundle`. The model is in memory; the bundle's files are no longer needed.
-    """
-
-    def __init__(self, *, path: Path, kind: str, manifest: dict[str, Any], labels: dict[str, Any],
-                 preprocessing: dict[str, Any], metrics: dict[str, Any], settings: "EncodingSettings",
-                 encoder: "Encoder", model: "keras.Model", warnings: list[str]) -> None:
-        self.path = path
-        self.kind = kind
-        self.manifest = manifest
-        self.labels_record = labels
-        self.preprocessing = preprocessing
-        self.metrics = metrics
-        self.settings = settings
-        self.encoder = encoder
-        self.model = model
-        self.warnings = warnings
-        self.classes: list[str] = list(labels["labels"])
-        self.threshold: float | None = labels.get("threshold")
-        self.batch_size = DEFAULTS.predict_batch_size
-        self._batching: str | None = None
-        self._plan: _PadStatePlan | None = None
-        self._fns: dict[str, Any] = {}
-
-    def __repr__(self) -> str:
-        return (f"Bundle({str(self.path)!r}, classes={self.classes}, lang={self.settings.text.lang!r}, "
-                f"fingerprint={self.fingerprint[:12]!r})")
-
-    @property
-    def fingerprint(self) -> str:
-        """The manifest's digest: the same for every copy of this exact bundle."""
-        return str(self.manifest.get("digest", ""))
-
-    @property
-    def text_columns(self) -> list[str] | None:
-        """The text column(s) training read (scoring looks for them first), when known."""
-        cols = self.preprocessing.get("text_columns")
-        return list(cols) if isinstance(cols, list) and cols else None
-
-    # -- encoding
-
-    def normalize(self, texts: Iterable[Any]) -> list[str]:
-        """Each text normalised as ingest does (None and NaN count as empty)."""
-        from owntrain.normalize import normalize_text
-
-        out = []
-        for i, text in enumerate(texts):
-            if text is None or (isinstance(text, float) and text != text):
-                out.append("")
-            elif isinstance(text, str):
-                out.append(normalize_text(text))
-            else:
-                raise InputError(f"Text number {i} is a {type(text).__name__} ({text!r:.60}), expected a str.")
-        return out
-
-    def encode(self, normalized: Sequence[str]) -> list[np.ndarray]:
-        """START + ids of each (already normalised, non-empty) text, truncated to max_len, unpadded."""
-        from owntrain.encoding import encode_texts
-
-        return encode_texts(list(normalized), self.settings, self.encoder)
-
-    # -- prediction
-
-    @property
-    def batching(self) -> str:
-        """How :meth:`predict_encoded` batches sequences: ``masked``, ``pad_state`` or ``fixed``.
-
-        ``masked``: the model masks padding, so batches are sorted by length and padded only to
-        their own longest sequence. ``pad_state``: the recipe's unmasked Embedding -> LSTM -> Dense
-        with padding at the start; batches sorted by length start from the state the LSTM
-        reaches after the padding they leave out (see :class:`_PadStatePlan`), which gives the
-        fixed-length result over far fewer steps. ``fixed``: every sequence padded to ``max_len``,
-        exactly as in training. The first two are chosen only when they reproduce ``fixed`` on a
-        check batch; set this attribute to ``"fixed"`` to force the plain way.
-        """
-        if self._batching is None:
-            self._batching = self._choose_batching()
-        return self._batching
-
-    @batching.setter
-    def batching(self, mode: str) -> None:
-        if mode not in ("fixed", "masked", "pad_state"):
-            raise InputError(f"batching must be 'fixed', 'masked' or 'pad_state', got {mode!r}.")
-        if mode == "masked" and not _masks_padding(self.model):
-            raise InputError("This bundle's model does not mask padding; use batching 'fixed'.")
-        if mode == "pad_state":
-            self._plan = self._plan or _PadStatePlan.build(self.model, self.settings)
-            if self._plan is None:
-                raise InputError("This bundle's model is not the recipe's pre-padded LSTM; use batching 'fixed'.")
-        self._batching = mode
-
-    @property
-    def variable_length(self) -> bool:
-        """True when batches are padded to their own length rather than to ``max_len``."""
-        return self.batching != "fixed"
-
-    def _choose_batching(self) -> str:
-        if _masks_padding(self.model):
-            return "masked" if self._reproduces_fixed("masked") else "fixed"
-        self._plan = _PadStatePlan.build(self.model, self.settings)
-        if self._plan is not None and self._reproduces_fixed("pad_state"):
-            return "pad_state"
-        self._plan = None
-        return "fixed"
-
-    def _reproduces_fixed(self, mode: str) -> bool:
-        """Whether ``mode`` gives the fixed-length probabilities on random sequences of mixed lengths."""
-        max_len = self.settings.max_len
-        high = max(2, min(int(self.encoder.size), _embedding_rows(self.model) or self.encoder.size))
-        rng = np.random.default_rng(0)
-        lengths = sorted({1, 2, max(1, max_len // 3), max(1, max_len - 1), max_len})
-        seqs = [rng.integers(1, high, size=n).astype(np.int32) for n in lengths]
-        fixed = self._run_batch("fixed", seqs)
-        try:
-            other = self._run_batch(mode, seqs)
-        except Exception:  # a model this shortcut does not fit: keep the plain way
-            return False
-        return bool(np.allclose(other, fixed, rtol=1e-4, atol=1e-5))
-
-    def _fn(self, mode: str) -> Any:
-        """The compiled model call of a batching mode (built once)."""
-        if mode not in self._fns:
-            import tensorflow as tf
-
-            model = self.model
-            if mode == "pad_state":
-                assert self._plan is not None
-                self._fns[mode] = self._plan.function()
-            else:
-                length = self.settings.max_len if mode == "fixed" else None
-                self._fns[mode] = tf.function(lambda x: model(x, training=False), autograph=False,
-                                              reduce_retracing=True,
-                                              input_signature=[tf.TensorSpec([None, length], tf.int32)])
-        return self._fns[mode]
-
-    def _pad(self, seqs: Sequence[np.ndarray], length: int) -> np.ndarray:
-        from owntrain.vocab import pad_sequences
-
-        return pad_sequences(seqs, maxlen=length, padding=self.settings.padding, truncating=self.settings.truncating)
-
-    def _run_batch(self, mode: str, chunk: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities of one batch of encoded sequences (each at most max_len long)."""
-        max_len = self.settings.max_len
-        if mode == "fixed":
-            raw = self._fn(mode)(self._pad(chunk, max_len))
-        elif mode == "masked":
-            longest = max(len(s) for s in chunk)
-            raw = self._fn(mode)(self._pad(chunk, min(max_len, -(-longest // 16) * 16)))
-        else:
-            assert self._plan is not None
-            raw = self._plan.run(self._fn(mode), chunk)
-        return _as_class_probabilities(np.asarray(raw, dtype=np.float64))
-
-    def predict_encoded(self, seqs: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities for encoded sequences: ``(len(seqs), n_classes)`` float64.
-
-        Sequences are batched as :attr:`batching` says: sorted by length and padded to each
-        batch's own longest where that gives the same result, else padded to ``max_len``.
-        """
-        n = len(seqs)
-        out = np.empty((n, len(self.classes)), dtype=np.float64)
-        if n == 0:
-            return out
-        mode = self.batching
-        order = np.arange(n) if mode == "fixed" else np.argsort([len(s) for s in seqs], kind="stable")
-        for start in range(0, n, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            out[idx] = self._run_batch(mode, [seqs[i] for i in idx])
-        return out
-
-    def predict_proba(self, texts: Iterable[Any]) -> np.ndarray:
-        """Probability of each class for each text; NaN rows for texts that are empty after normalisation."""
-        normalized = self.normalize(texts)
-        return self._proba_normalized(normalized)
-
-    def _proba_normalized(self, normalized: Sequence[str]) -> np.ndarray:
-        proba = np.full((len(normalized), len(self.classes)), np.nan, dtype=np.float64)
-        keep = [i for i, t in enumerate(normalized) if t]
-        step = 4096
-        for start in range(0, len(keep), step):
-            part = keep[start:start + step]
-            proba[part] = self.predict_encoded(self.encode([normalized[i] for i in part]))
-        return proba
-
-    def decide(self, proba: np.ndarray) -> list[str | None]:
-        """The predicted class of each probability row (None for a NaN row)."""
-        from owntrain.evaluate import predict_ids
-
-        p = np.asarray(proba, dtype=np.float64)
-        empty = np.isnan(p).any(axis=1) if p.size else np.zeros(len(p), dtype=bool)
-        ids = predict_ids(np.where(np.isnan(p), 0.0, p), self.threshold) if len(p) else np.zeros(0, dtype=np.int64)
-        return [None if e else self.classes[int(i)] for i, e in zip(ids, empty)]
-
-    def predict(self, texts: Iterable[Any]) -> Predictions:
-        """Predicted label and class probabilities for each text, in order.
-
-        Texts are normalised, tokenized and encoded exactly as in training. A text that is empty
-        after normalisation gets no label (None), NaN probabilities and status ``empty_text``.
-        """
-        normalized = self.normalize(texts)
-        proba = self._proba_normalized(normalized)
-        labels = self.decide(proba)
-        status = ["ok" if t else "empty_text" for t in normalized]
-        return Predictions(list(self.classes), labels, proba, status, self.threshold)
-
-
-def _as_class_probabilities(raw: np.ndarray) -> np.ndarray:
-    """One column per class: a single sigmoid output becomes ``[1 - p, p]``."""
-    if raw.ndim == 2 and raw.shape[1] == 1:
-        p = np.clip(raw[:, 0], 0.0, 1.0)
-        return np.stack([1.0 - p, p], axis=1)
-    return raw
-
-
-def _masks_padding(model: "keras.Model") -> bool:
-    """True when the model accepts any sequence length and its embeddings mask id 0."""
-    try:
-        shape = model.inputs[0].shape
-        if len(shape) != 2 or shape[1] is not None:
-            return False
-        embeddings = [layer for layer in model.layers if layer.__class__.__name__ == "Embedding"]
-        return bool(embeddings) and all(getattr(layer, "mask_zero", False) for layer in embeddings)
-    except (AttributeError, IndexError, TypeError):  # pragma: no cover - unusual models keep fixed length
-        return False
-
-
-def _embedding_rows(model: "keras.Model") -> int | None:
-    for layer in model.layers:
-        if layer.__class__.__name__ == "Embedding":
-            return int(layer.input_dim)
-    return None
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return (1.0 / (1.0 + np.exp(-x))).astype(np.float32)
-
-
-class _PadStatePlan:
-    """An exact shortcut for the recipe's unmasked Embedding -> LSTM -> Dense on pre-padded input.
-
-    Without masking the LSTM reads every padding step, and a pre-padded sequence starts with
-    ``max_len - L`` of them. Those steps are the same for every text, so the state after ``n``
-    padding steps, ``s_n``, depends on ``n`` alone. A batch padded only to its own longest length
-    ``Lb`` and started from ``s_(max_len - Lb)`` instead of zeros brings each of its texts to
-    ``s_(max_len - L)`` before its first token: the state it has in the fixed-length run. The
-    outputs are the fixed-length outputs (to float rounding), computed over ``Lb`` steps instead of
-    ``max_len``. The states ``s_0 .. s_max_len`` are computed once, in numpy, from the weights.
-    """
-
-    def __init__(self, embedding: Any, lstm: Any, head: list[Any], max_len: int, truncating: str) -> None:
-        self.embedding, self.lstm, self.head, self.max_len = embedding, lstm, head, max_len
-        self.truncating = truncating
-        self.units = int(lstm.units)
-        self.h, self.c = self._pad_states()
-
-    @classmethod
-    def build(cls, model: "keras.Model", settings: "EncodingSettings") -> "_PadStatePlan | None":
-        """The plan for ``model``, or None when it is not that architecture with padding at the start."""
-        if settings.padding != "pre":
-            return None
-        core = [layer for layer in model.layers if layer.__class__.__name__ not in ("InputLayer", "Dropout")]
-        if [layer.__class__.__name__ for layer in core] != ["Embedding", "LSTM", "Dense"]:
-            return None
-        embedding, lstm, dense = core
-        cell = getattr(lstm, "cell", None)
-        if (getattr(embedding, "mask_zero", True) or lstm.go_backwards or lstm.return_sequences
-                or lstm.return_state or lstm.stateful or cell is None or not cell.use_bias
-                or getattr(cell.activation, "__name__", "") != "tanh"
-                or getattr(cell.recurrent_activation, "__name__", "") != "sigmoid"):
-            return None
-        return cls(embedding, lstm, [dense], int(settings.max_len), settings.truncating)
-
-    def _pad_states(self) -> tuple[np.ndarray, np.ndarray]:
-        kernel, recurrent, bias = (np.asarray(w, dtype=np.float32) for w in self.lstm.cell.get_weights())
-        pad_vector = np.asarray(self.embedding.get_weights()[0][0], dtype=np.float32)
-        x = pad_vector @ kernel + bias
-        u = self.units
-        h = np.zeros((self.max_len + 1, u), dtype=np.float32)
-        c = np.zeros((self.max_len + 1, u), dtype=np.float32)
-        for n in range(1, self.max_len + 1):
-            z = x + h[n - 1] @ recurrent
-            i, f, g, o = _sigmoid(z[:u]), _sigmoid(z[u:2 * u]), np.tanh(z[2 * u:3 * u]), _sigmoid(z[3 * u:])
-            c[n] = f * c[n - 1] + i * g
-            h[n] = o * np.tanh(c[n])
-        return h, c
-
-    def function(self) -> Any:
-        """The compiled call: (ids, h0, c0) -> model output."""
-        import tensorflow as tf
-
-        embedding, lstm, head = self.embedding, self.lstm, self.head
-
-        def call(ids: Any, h0: Any, c0: Any) -> Any:
-            y = lstm(embedding(ids), initial_state=[h0, c0], training=False)
-            for layer in head:
-                y = layer(y)
-            return y
-
-        spec = tf.TensorSpec([None, self.units], tf.float32)
-        return tf.function(call, autograph=False, reduce_retracing=True,
-                           input_signature=[tf.TensorSpec([None, None], tf.int32), spec, spec])
-
-    def run(self, fn: Any, chunk: Sequence[np.ndarray]) -> Any:
-        from owntrain.vocab import pad_sequences
-
-        longest = min(self.max_len, max(len(s) for s in chunk))
-        ids = pad_sequences(chunk, maxlen=longest, padding="pre", truncating=self.truncating)
-        skipped = self.max_len - longest
-        n = len(chunk)
-        h0 = np.repeat(self.h[skipped][None, :], n, axis=0)
-        c0 = np.repeat(self.c[skipped][None, :], n, axis=0)
-        return fn(ids, h0, c0)
+# --------------------------------------------------------------------------- load
 
 
 def _check_labels(record: Any) -> dict[str, Any]:
@@ -1507,8 +876,25 @@ def _check_model_fits(model: "keras.Model", labels: Sequence[str], encoder: "Enc
                               "Export the bundle again.")
 
 
-
 # --------------------------------------------------------------------------- owntrain export
+
+
+def export_archive(bundle_dir: str | os.PathLike, out_file: str | os.PathLike) -> Path:
+    """Write a verified bundle folder as one archive file (``.tar.gz``/``.tgz`` or ``.zip``).
+
+    The archive holds one folder (named after the archive) with the manifest and the files it
+    lists, nothing else, with fixed timestamps and permissions: the same bundle gives the same
+    archive bytes. Written under a temporary name and renamed (:func:`owntrain.archive.write_archive`).
+    """
+    return write_archive(bundle_dir, out_file, _verified_manifest)
+
+
+def _verified_manifest(src: Path) -> dict[str, Any]:
+    """The manifest of the bundle folder ``src``; BundleError when any file does not match it."""
+    report = inspect_bundle(src)
+    if not report.ok:
+        raise BundleError(f"Refusing to archive {src}: " + "; ".join(report.problems))
+    return report.manifest
 
 
 @dataclass(frozen=True)
