@@ -95,7 +95,7 @@ class System:
 # Extra owntrain rows, one line each: (name, title, owntrain.fit keyword arguments). Every
 # architecture in owntrain.model.ARCHS gets a row without being listed here.
 OWNTRAIN_VARIANTS: list[tuple[str, str, dict[str, Any]]] = [
-    # ("owntrain-lstm-fixed", "owntrain --arch lstm, fixed-length padding", {"arch": "lstm", "bucketing": False}),
+    ("owntrain-lstm-fixed", "owntrain --arch lstm --batching fixed", {"arch": "lstm", "batching": "fixed"}),
 ]
 
 
@@ -528,6 +528,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             else:
                 lines.append(f"| {row['step']} | {row['rows']:,} | {row['seconds']:,.0f} | {row['rows_per_second']:,.0f} "
                              f"| {row['peak_rss_mb']:,.0f} | {row['other_cpu']:.2f} |")
+    lines += _checks(doc["rows"])
     lines += ["", "Columns: see bench/README.md. In short: accuracy and macro-F1 on the task's test file; "
               "train s = time in training epochs (owntrain's include its per-epoch validation pass); fit wall s = "
               "raw training texts to trained model (vocabulary, encoding, epochs; owntrain also checkpoints and "
@@ -536,6 +537,42 @@ def render_markdown(doc: dict[str, Any]) -> str:
               "index; TF-IDF: pickle); other CPU = cores used by other processes during the job, on average "
               f"(of {m['cores']}: near 0 on a quiet machine; more means the speed figures of that row are low).", ""]
     return "\n".join(lines)
+
+
+def _checks(rows: list[dict[str, Any]]) -> list[str]:
+    """The speed and accuracy targets, as ratios within this run (only for rows that finished)."""
+    ok = {(r["task"], r["system"]): r for r in rows if not r.get("error") and r.get("accuracy") is not None}
+    lines: list[str] = []
+    recipe, default = ok.get(("imdb", "recipe")), ok.get(("imdb", "owntrain"))
+    if recipe and default:
+        lines += ["", "Checks (ratios within this run):", "",
+                  f"- IMDB fit wall time, owntrain defaults / plain recipe: {default['fit_wall_seconds']:,.0f} s / "
+                  f"{recipe['fit_wall_seconds']:,.0f} s = {default['fit_wall_seconds'] / recipe['fit_wall_seconds']:.2f} "
+                  f"(target at most 0.50), accuracy {default['accuracy']:.3f} vs {recipe['accuracy']:.3f}",
+                  f"- IMDB scoring from raw text, owntrain defaults / the recipe predicting encoded arrays: "
+                  f"{default['score_per_second']:,.0f} / {recipe['predict_encoded_per_second']:,.0f} texts/s = "
+                  f"{default['score_per_second'] / recipe['predict_encoded_per_second']:.2f} (target at least 1.5)"]
+        lstm = ok.get(("imdb", "owntrain-lstm"))
+        if lstm:
+            lines.append(f"- IMDB, the recipe's model in owntrain (bucketed) / the plain recipe: train "
+                         f"{lstm['train_seconds']:,.0f} s / {recipe['train_seconds']:,.0f} s = "
+                         f"{lstm['train_seconds'] / recipe['train_seconds']:.2f}, predict encoded "
+                         f"{lstm['predict_encoded_per_second'] / recipe['predict_encoded_per_second']:.2f}x, accuracy "
+                         f"{lstm['accuracy']:.3f} vs {recipe['accuracy']:.3f}")
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    for task in tasks:
+        base = ok.get((task, "tfidf-lr"))
+        mine = [r for (t, name), r in ok.items() if t == task
+                and name.startswith("owntrain")]
+        if not base or not mine:
+            continue
+        best = max(mine, key=lambda r: r["accuracy"])
+        if not lines:
+            lines += ["", "Checks (ratios within this run):", ""]
+        verdict = "beats" if best["accuracy"] > base["accuracy"] else "does not beat"
+        lines.append(f"- {task}: best owntrain row ({best['title']}) {best['accuracy']:.3f} {verdict} TF-IDF + LR "
+                     f"{base['accuracy']:.3f} ({best['accuracy'] - base['accuracy']:+.3f})")
+    return lines
 
 
 def write_results(doc: dict[str, Any], out: Path) -> None:

@@ -33,7 +33,7 @@ from owntrain.bundle import export_archive, inspect_bundle, load_bundle, unpack_
 from owntrain.errors import BundleError
 from test_bundle import rewrite_manifest
 
-TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1)
+TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1, ngram_buckets=256)
 
 
 class _Trap:

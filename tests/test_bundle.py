@@ -30,7 +30,7 @@ from owntrain.bundle import (
 from owntrain.cli import app
 from owntrain.errors import BundleError, WorkspaceError
 
-TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2)
+TINY = dict(arch="lstm", max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2)
 SECRET = "Quixlebottom from accounting wrote this private sentence about the great film"
 FILES = {"model.keras", "vocab.json", "preprocessing.json", "labels.json", "metrics.json", "MODEL_CARD.md"}
 
@@ -252,9 +252,9 @@ def test_edited_manifest_is_refused(copy: Path):
 
 
 def test_newer_format_version_is_a_clear_error(copy: Path):
-    rewrite_manifest(copy, lambda m: m.update(format_version=2, owntrain_version="9.0.0"))
-    with pytest.raises(BundleError, match=r"bundle format 2, made by a newer owntrain \(9.0.0\).*reads bundle "
-                                          r"formats up to 1\. Upgrade owntrain"):
+    rewrite_manifest(copy, lambda m: m.update(format_version=3, owntrain_version="9.0.0"))
+    with pytest.raises(BundleError, match=r"bundle format 3, made by a newer owntrain \(9.0.0\).*reads bundle "
+                                          r"formats up to 2\. Upgrade owntrain"):
         load_bundle(copy)
 
 
@@ -501,10 +501,20 @@ def test_a_model_that_masks_padding_gets_length_bucketed_batches(copy: Path):
     assert np.allclose(got[:, 1], expected, atol=1e-5)
 
 
-def test_the_recipe_lstm_skips_padding_steps_exactly(trained: Trained):
-    from owntrain.errors import InputError
-
+def test_the_default_fit_bundle_masks_padding(trained: Trained):
+    """fit's default batching ("bucket") trains a masking model, so its bundle batches by length too."""
     bundle = load_bundle(trained.bundle)
+    assert trained.fit.training["batching"] == "bucket"
+    assert bundle.batching == "masked" and bundle.variable_length
+
+
+def test_the_recipe_lstm_skips_padding_steps_exactly(trained: Trained, tmp_path: Path):
+    from owntrain.errors import InputError
+    from owntrain.train import fit
+
+    ws = write_workspace(tmp_path / "ws", trained.rows, ("neg", "pos"), seed=3)
+    recipe = fit(ws, min_df=2, batching="fixed", **TINY)  # the recipe: unmasked, padded to max_len
+    bundle = load_bundle(export_bundle(recipe, ws / "bundle"))
     assert bundle.batching == "pad_state" and bundle.variable_length
     rng = np.random.default_rng(1)
     words = ["great", "film", "awful", "the", "plot", "dull", "wonderful", "unknownword"]

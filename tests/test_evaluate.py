@@ -207,3 +207,21 @@ def test_cli_fit_prints_epochs_and_metrics(tmp_path):
     bad = CliRunner().invoke(app, ["fit", "-w", str(root), "--arch", "cnn"])
     assert bad.exit_code == 2 and "Unknown architecture 'cnn'" in bad.output
     assert "Traceback" not in bad.output
+
+
+def test_evaluate_a_bucket_run_batches_by_length_and_reproduces_fit_metrics(tmp_path):
+    from conftest import synthetic_rows, write_workspace
+    from owntrain.train import fit, load_finished_run
+    from owntrain.workspace import Workspace
+
+    root = write_workspace(tmp_path / "ws", synthetic_rows(("neg", "pos"), 240), ("neg", "pos"))
+    result = fit(root, arch="lstm", batching="bucket", max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32,
+                 learning_rate=1e-2, min_df=1)
+    loaded = load_finished_run(Workspace.at(root))
+    assert loaded.batching == "bucket"
+    x = loaded.encode(["great film", "the film was a film and it was awful and boring", "dull"])
+    assert isinstance(x, list) and [len(s) for s in x] == [3, 12, 2]  # unpadded: START + ids
+    got = ev.evaluate(workspace=root)
+    for key in ("n", "accuracy", "macro_f1", "confusion_matrix", "threshold"):
+        assert got.metrics[key] == result.metrics["test"][key], key
+    assert got.metrics["roc_auc"] == pytest.approx(result.metrics["test"]["roc_auc"], abs=1e-9)

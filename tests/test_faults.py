@@ -35,9 +35,9 @@ from owntrain.data import ingest
 from owntrain.errors import BundleError
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1)
+TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1, ngram_buckets=256)
 TINY_ARGS = ["--max-len", "40", "--embedding-dim", "8", "--units", "8", "--batch-size", "32", "--min-df", "1",
-             "--learning-rate", "0.01"]
+             "--learning-rate", "0.01", "--ngram-buckets", "256"]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 runner = CliRunner()
 

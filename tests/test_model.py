@@ -142,3 +142,84 @@ def test_read_word_vectors_errors(tmp_path):
     bad.write_text("the 1 2 3\nfilm 1 2\n", encoding="utf-8")
     with pytest.raises(InputError, match="line 2: expected a word and 3 numbers"):
         read_word_vectors(bad, {"film": 4}, 5)
+
+
+# --------------------------------------------------------------------------- bucket batching
+
+
+def _ragged(n=70, max_len=40, vocab=50, seed=0):
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([[1], rng.integers(4, vocab, int(rng.integers(0, max_len)))]).astype("int32")
+            for _ in range(n)]
+
+
+def test_bucket_batches_group_similar_lengths_and_depend_only_on_seed_and_epoch():
+    from owntrain.model import bucket_batches
+
+    lengths = np.random.default_rng(1).integers(1, 400, 1000)
+    batches = bucket_batches(lengths, batch_size=8, seed=3, epoch=2)
+    assert len(batches) == steps_per_epoch(1000, 8)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))  # every row once
+    # Sorted within chunks of 128 rows: a batch spans a small part of the length range (random: ~300).
+    spread = np.median([lengths[b].max() - lengths[b].min() for b in batches])
+    assert spread < 60
+    again = bucket_batches(lengths, batch_size=8, seed=3, epoch=2)
+    assert all((a == b).all() for a, b in zip(batches, again))
+    other = bucket_batches(lengths, batch_size=8, seed=3, epoch=3)
+    assert any(len(a) != len(b) or (a != b).any() for a, b in zip(batches, other))
+
+
+def test_bucket_train_dataset_pads_each_batch_to_its_own_length_and_resumes_identically():
+    seqs = _ragged()
+    y = targets(np.arange(len(seqs)) % 2, 2)
+    w = np.where(np.arange(len(seqs)) % 2, 2.0, 1.0)
+    steps = steps_per_epoch(len(seqs), 8)
+
+    def epochs(first, last):
+        ds = train_dataset(seqs, y, batch_size=8, seed=5, first_epoch=first, epochs=last, sample_weight=w,
+                           padding="pre", max_len=40)
+        return list(ds.as_numpy_iterator())
+
+    full = epochs(0, 2)
+    assert len(full) == 2 * steps
+    widths = set()
+    for xb, yb, wb in full:
+        assert xb.shape[1] % 16 == 0 or xb.shape[1] == 40
+        widths.add(xb.shape[1])
+        longest = int((xb != 0).sum(axis=1).max())
+        assert longest <= xb.shape[1] < longest + 16  # padded to its longest, rounded up to 16
+        assert (xb[:, -1] != 0).all()  # pre-padding: every row ends with a real id
+        assert np.allclose(wb, np.where(yb == 1, 2.0, 1.0))
+    assert len(widths) > 1
+    resumed = epochs(1, 2)
+    assert all((a[0] == b[0]).all() and (a[1] == b[1]).all() for a, b in zip(resumed, full[steps:]))
+
+
+def test_masked_predictions_in_bucket_mode_equal_fixed_padding_in_the_original_order():
+    import keras
+
+    from owntrain.vocab import pad_sequences
+
+    keras.utils.set_random_seed(0)
+    model = build_model(_spec(max_len=40), learning_rate=1e-3, mask_zero=True)
+    seqs = _ragged(n=70)
+    bucketed = predict_proba(model, seqs, batch_size=8, padding="pre", max_len=40)
+    fixed = predict_proba(model, pad_sequences(seqs, maxlen=40, padding="pre"), batch_size=8)
+    assert bucketed.shape == (70, 2)
+    assert np.allclose(bucketed, fixed, atol=1e-5)
+    assert np.abs(bucketed - bucketed[::-1]).max() > 1e-4  # the rows really differ, so order is tested
+    post = predict_proba(model, seqs, batch_size=8, padding="post", max_len=40)
+    assert np.allclose(post, predict_proba(model, pad_sequences(seqs, maxlen=40, padding="post"), batch_size=8),
+                       atol=1e-5)
+
+
+def test_eval_dataset_in_bucket_mode_holds_every_row_with_its_label():
+    from owntrain.model import eval_dataset
+
+    seqs = _ragged(n=30)
+    y = np.arange(30).astype("float32")
+    got = list(eval_dataset(seqs, y, batch_size=8, max_len=40).as_numpy_iterator())
+    assert sorted(np.concatenate([yb for _, yb in got]).tolist()) == list(range(30))
+    for xb, yb in got:
+        for row, label in zip(xb, yb):
+            assert (row[row != 0] == seqs[int(label)]).all()

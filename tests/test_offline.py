@@ -13,7 +13,7 @@ import pytest
 
 from conftest import synthetic_rows, write_workspace
 
-TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1)
+TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1, ngram_buckets=256)
 
 # Inside the namespace only a loopback device exists, and it is down: any connection must fail.
 NO_NETWORK_CHECK = (

@@ -18,7 +18,7 @@ from owntrain.cli import app
 from owntrain.errors import ColumnNotFoundError, EncodingError, InputError
 from owntrain.score import default_output, score_file, score_texts
 
-TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1)
+TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1, ngram_buckets=256)
 ADDED = ["predicted_label", "p_neg", "p_pos", "threshold", "score_status", "score_detail"]
 
 

@@ -29,7 +29,7 @@ from owntrain.cli import app
 from owntrain.errors import ColumnNotFoundError, EncodingError, InputError, OwntrainError
 from owntrain.score import score_file
 
-TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1)
+TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1, ngram_buckets=256)
 EXAMPLES = 100
 SETTINGS = settings(max_examples=EXAMPLES, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -195,15 +195,18 @@ def test_texts_all_out_of_vocabulary_are_scored(bundle, tmp_path: Path):
     texts = ["Qxzv plorbt wemmick zzyzx", "这部电影非常好看", "هذا الفيلم رائع جدا", "🙂🙂🙂 👩‍👩‍👧", "12345 67890",
              "\u202eevil right-to-left\u202c", "Ünïcödé ẞtraße", "zxq " * 300]
     ids = bundle.encode([bundle.normalize([t])[0] for t in texts])
-    assert all(set(seq.tolist()) <= {1, 2} for seq in ids)  # START and UNK only
+    words = int(bundle.encoder.size)  # ids from here on are the ngram arch's hashed word pairs
+    assert all({i for i in seq.tolist() if i < words} <= {1, 2} for seq in ids)  # word ids: START and UNK only
     src = tmp_path / "oov.csv"
     pd.DataFrame({"id": range(len(texts)), "text": texts}).to_csv(src, index=False)
     rows = check_scored(score_file(src, bundle=bundle), len(texts))
     assert all(r["score_status"] == "ok" for r in rows)
     assert [r["text"] for r in rows] == texts  # the input's values come back unchanged
-    # same number of unknown tokens, same ids, same prediction
-    p = bundle.predict(["qqq www", "zzz yyy"]).probabilities
-    assert np.allclose(p[0], p[1])
+    # same number of unknown words: the same word ids; the ngram bundle still tells the two apart by
+    # their hashed word pair (one more id each), so unknown words are not all one token to it
+    a, b = bundle.encode(["qqq www", "zzz yyy"])
+    assert a[:3].tolist() == b[:3].tolist() == [1, 2, 2]
+    assert len(a) == len(b) == 4 and a[3] != b[3] and min(a[3], b[3]) >= words
 
 
 def test_a_text_of_a_million_words(bundle, tmp_path: Path):

@@ -14,7 +14,7 @@ import pytest
 from owntrain.errors import InputError, ValidationError, WorkspaceError
 from owntrain.train import fit
 
-TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1)
+TINY = dict(arch="lstm", max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1)
 
 
 def tiny(**kw):
@@ -75,7 +75,7 @@ def test_multi_class_uses_softmax_and_no_threshold(make_workspace):
 
 def test_flatten_learns_the_synthetic_task(make_workspace):
     ws = make_workspace(("neg", "pos"), 400)
-    result = fit(ws, arch="flatten", **tiny(epochs=4))
+    result = fit(ws, **tiny(arch="flatten", epochs=4))
     test = result.metrics["test"]
     assert result.model["arch"] == "flatten"
     assert test["accuracy"] >= 0.8 > result.metrics["baseline"]["accuracy"]
@@ -92,9 +92,10 @@ def test_two_identical_runs_give_identical_results(make_workspace):
     assert first.threshold == second.threshold
 
 
-def test_resume_continues_at_the_next_epoch_and_matches_an_uninterrupted_run(make_workspace):
+@pytest.mark.parametrize("batching", ["bucket", "fixed"])
+def test_resume_continues_at_the_next_epoch_and_matches_an_uninterrupted_run(make_workspace, batching):
     ws = make_workspace(("neg", "pos"), 200, name="a")
-    first = fit(ws, **tiny(epochs=1))
+    first = fit(ws, **tiny(epochs=1, batching=batching))
     assert first.epochs_completed == 1
     events = []
     resumed = fit(ws, resume=True, epochs=2, progress=events.append)
@@ -103,7 +104,8 @@ def test_resume_continues_at_the_next_epoch_and_matches_an_uninterrupted_run(mak
     assert [e.epoch for e in events if e.stage == "epoch"] == [2]
     assert resumed.history["loss"][0] == first.history["loss"][0]
 
-    straight = fit(make_workspace(("neg", "pos"), 200, name="b"), **tiny(epochs=2))
+    assert resumed.training["batching"] == batching
+    straight = fit(make_workspace(("neg", "pos"), 200, name="b"), **tiny(epochs=2, batching=batching))
     assert np.allclose(resumed.history["val_loss"], straight.history["val_loss"], rtol=1e-6)
     assert resumed.metrics["test"]["confusion_matrix"] == straight.metrics["test"]["confusion_matrix"]
 
@@ -230,3 +232,123 @@ def test_tensorboard_event_files_hold_the_epoch_scalars(make_workspace):
     assert [step for step, _ in seen["train/epoch_loss"]] == [0, 1]
     assert np.allclose([v for _, v in seen["validation/epoch_loss"]], result.history["val_loss"])
     assert "train/epoch_accuracy" in seen
+
+
+# --------------------------------------------------------------------------- batching and the encoded-split cache
+
+
+def _embedding_masks(result) -> bool:
+    from owntrain.model import load_model
+
+    return bool(load_model(result.model_path).get_layer("embedding").mask_zero)
+
+
+def test_bucket_is_the_default_and_masks_padding(make_workspace):
+    from owntrain.config import DEFAULTS
+
+    assert DEFAULTS.batching == "bucket"
+    ws = make_workspace(("neg", "pos"), 200)
+    events = []
+    result = fit(ws, progress=events.append, **tiny())
+    assert result.training["batching"] == "bucket"
+    assert json.loads((result.run_dir / "settings.json").read_text())["training"]["batching"] == "bucket"
+    assert _embedding_masks(result)
+    assert any("similar length" in e.message for e in events if e.stage == "start")
+    assert result.metrics["test"]["n"] > 0
+
+
+def test_fixed_batching_is_the_recipe_without_a_mask(make_workspace):
+    ws = make_workspace(("neg", "pos"), 200)
+    result = fit(ws, batching="fixed", **tiny())
+    assert result.training["batching"] == "fixed" and not _embedding_masks(result)
+
+
+def test_flatten_forces_fixed_batching(make_workspace):
+    ws = make_workspace(("neg", "pos"), 200)
+    result = fit(ws, batching="bucket", **tiny(arch="flatten"))
+    assert result.training["batching"] == "fixed"
+    assert json.loads((result.run_dir / "settings.json").read_text())["training"]["batching"] == "fixed"
+
+
+def test_unknown_batching_is_a_clear_error(make_workspace):
+    with pytest.raises(InputError, match="batching must be 'bucket' or 'fixed'.*--batching"):
+        fit(make_workspace(("neg", "pos"), 40), batching="ragged")
+
+
+def test_runs_from_before_batching_resume_as_fixed(make_workspace):
+    ws = make_workspace(("neg", "pos"), 200)
+    first = fit(ws, batching="fixed", **tiny())
+    path = first.run_dir / "settings.json"
+    settings = json.loads(path.read_text())
+    del settings["training"]["batching"]
+    path.write_text(json.dumps(settings))
+    resumed = fit(ws, resume=True, epochs=2)
+    assert resumed.training["batching"] == "fixed" and not _embedding_masks(resumed)
+
+
+@pytest.fixture
+def count_tokenize(monkeypatch):
+    """Counts calls of the spaCy tokenization that encoding.py runs (one per split encoded)."""
+    import owntrain.encoding as encoding
+
+    calls = []
+    real = encoding.tokenize
+
+    def counting(texts, *args, **kwargs):
+        calls.append(1)
+        return real(texts, *args, **kwargs)
+
+    monkeypatch.setattr(encoding, "tokenize", counting)
+    return calls
+
+
+def test_second_fit_reads_the_encoded_splits_from_the_cache(make_workspace, count_tokenize):
+    ws = make_workspace(("neg", "pos"), 200)
+    first_events = []
+    first = fit(ws, progress=first_events.append, **tiny())
+    assert len(count_tokenize) == 3  # train once (vocabulary and ids in one pass), validation, test
+    assert sorted(p.name.rsplit("-", 1)[1] for p in (ws / "cache").glob("encoded-*.npz")) == \
+        ["test.npz", "train.npz", "validation.npz"]
+    assert not any("from the cache" in e.message for e in first_events)
+
+    count_tokenize.clear()
+    events = []
+    second = fit(ws, progress=events.append, **tiny())
+    assert count_tokenize == []
+    messages = [e.message for e in events if e.stage == "encode"]
+    assert "Encoded splits read from the cache" in messages
+    assert second.encoder == first.encoder and second.history == first.history
+    assert second.metrics["test"] == first.metrics["test"]
+
+    fit(ws, **tiny(arch="bilstm"))  # other model settings: same encoded splits
+    assert count_tokenize == []
+    fit(ws, **tiny(max_len=30))  # other encoding settings: the vocabulary is reused, the splits re-encoded
+    assert len(count_tokenize) == 3
+
+
+def test_a_damaged_cache_file_is_rebuilt(make_workspace, count_tokenize):
+    ws = make_workspace(("neg", "pos"), 200)
+    first = fit(ws, **tiny())
+    (val_file,) = (ws / "cache").glob("encoded-*-validation.npz")
+    val_file.write_bytes(b"not a zip file")
+    (enc_file,) = (ws / "cache").glob("fit-encoder-*.json")
+    enc_file.write_text("{\"kind\": \"vocab\", ")
+    count_tokenize.clear()
+    events = []
+    again = fit(ws, progress=events.append, **tiny())
+    messages = [e.message for e in events if e.stage == "encode"]
+    assert any(m.startswith("Building the vocabulary") for m in messages)
+    assert any(m.startswith("Encoding") and "validation" in m for m in messages)
+    assert again.encoder == first.encoder and again.metrics["test"] == first.metrics["test"]
+    count_tokenize.clear()
+    fit(ws, **tiny())  # the rebuilt files are good again
+    assert count_tokenize == []
+
+
+def test_cli_fit_offers_batching():
+    from typer.testing import CliRunner
+
+    from owntrain.cli import app
+
+    out = CliRunner().invoke(app, ["fit", "--help"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "--batching" in out.output and "--max-len" in out.output

@@ -67,8 +67,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from owntrain.encoding import Encoder, EncodingSettings
 
 BUNDLE_FORMAT = "owntrain-bundle"
-FORMAT_VERSION = 1
-"""The bundle format this owntrain writes, and the newest it reads."""
+FORMAT_VERSION = 2
+"""The newest bundle format this owntrain reads, and writes when needed.
+
+Version 2 added bigram ids (``ngram_buckets`` in preprocessing.json, the ngram arch). A bundle
+without them is still written as version 1, so an older owntrain keeps scoring it; an older
+owntrain refuses a version-2 bundle instead of silently ignoring its bigram ids."""
 
 # MANIFEST ("manifest.json") comes from owntrain.archive, which needs it to find a bundle in an archive.
 MODEL_FILE = "model.keras"
@@ -288,7 +292,7 @@ def _manifest(tmp: Path, run: _RunFiles, parameters: int) -> dict[str, Any]:
     model["parameters"] = parameters
     manifest: dict[str, Any] = {
         "format": BUNDLE_FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": 2 if (run.settings.get("encoding") or {}).get("ngram_buckets") else 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "owntrain_version": __version__,
         "run_id": str(run.settings.get("run_id") or run.root.name),
@@ -382,11 +386,18 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 
 def _encoder_line(pre: Mapping[str, Any], model: Mapping[str, Any]) -> str:
+    buckets = int(pre.get("ngram_buckets") or 0)
     if pre.get("encoder") == "hash":
-        return (f"- encoder `hash`: each token hashed (BLAKE2b) into {pre.get('hash_buckets')} ids, no vocabulary "
+        line = (f"- encoder `hash`: each token hashed (BLAKE2b) into {pre.get('hash_buckets')} ids, no vocabulary "
                 "stored (0 padding, 1 start)")
-    return (f"- encoder `vocab`: {model.get('vocab_size', '?')} ids (capped at top_words {pre.get('top_words')}, "
-            f"min_df {pre.get('min_df')}; 0 padding, 1 start, 2 unknown)")
+    else:
+        words = model.get("vocab_size", 0) - buckets if isinstance(model.get("vocab_size"), int) else "?"
+        line = (f"- encoder `vocab`: {_count(words)} word ids (capped at top_words {pre.get('top_words')}, "
+                f"min_df {pre.get('min_df')}; 0 padding, 1 start, 2 unknown)")
+    if buckets:
+        line += (f"; then one id per pair of adjacent words, hashed (BLAKE2b) into {buckets:,} buckets: no word "
+                 "pair is stored, only one embedding row per bucket")
+    return line
 
 
 def _count(x: Any) -> str:
@@ -453,7 +464,8 @@ def model_card(*, run_id: str, labels: Mapping[str, Any], preprocessing: Mapping
               + ("lowercased" if text.get("lowercase") else "case kept") + "; punctuation "
               + ("kept" if text.get("keep_punct") else "dropped"),
               _encoder_line(preprocessing, model),
-              f"- sequences of at most {preprocessing.get('max_len')} ids, padded at the "
+              f"- sequences of at most {preprocessing.get('max_len')} word ids"
+              + (" (and their bigram ids)" if preprocessing.get("ngram_buckets") else "") + ", padded at the "
               f"{'start' if preprocessing.get('padding') == 'pre' else 'end'}, long texts cut at the "
               f"{'start' if preprocessing.get('truncating') == 'pre' else 'end'}", ""]
     if preprocessing.get("text_columns"):
@@ -850,7 +862,7 @@ def load_bundle(path: str | os.PathLike | None = None, *, workspace: str | os.Pa
             raise BundleError(f"{VOCAB_FILE} holds a {encoder.kind!r} encoder but {PREPROCESSING_FILE} asks for "
                               f"{settings.encoder!r}. Export the bundle again.")
         model = _load_keras(root / MODEL_FILE, where)
-    _check_model_fits(model, labels["labels"], encoder, where)
+    _check_model_fits(model, labels["labels"], settings.input_dim(encoder), where)
     messages = list(notes)
     if unlisted:
         messages.append(f"{where} holds files its manifest does not list; they were ignored: {', '.join(unlisted)}")
@@ -862,8 +874,8 @@ def load_bundle(path: str | os.PathLike | None = None, *, workspace: str | os.Pa
                   model=model, warnings=messages)
 
 
-def _check_model_fits(model: "keras.Model", labels: Sequence[str], encoder: "Encoder", where: Path) -> None:
-    """The model's output matches the labels and its embedding takes every id the encoder emits."""
+def _check_model_fits(model: "keras.Model", labels: Sequence[str], n_ids: int, where: Path) -> None:
+    """The model's output matches the labels and its embedding takes every id the encoding emits (``n_ids``)."""
     outputs = int(model.output_shape[-1])
     expected = 1 if len(labels) == 2 else len(labels)
     if outputs != expected:
@@ -871,8 +883,8 @@ def _check_model_fits(model: "keras.Model", labels: Sequence[str], encoder: "Enc
                           "Export the bundle again.")
     for layer in model.layers:
         dim = getattr(layer, "input_dim", None)
-        if layer.__class__.__name__ == "Embedding" and isinstance(dim, int) and dim < encoder.size:
-            raise BundleError(f"The model in {where} embeds {dim} ids but its encoder emits ids up to {encoder.size - 1}. "
+        if layer.__class__.__name__ == "Embedding" and isinstance(dim, int) and dim < n_ids:
+            raise BundleError(f"The model in {where} embeds {dim} ids but its encoding emits ids up to {n_ids - 1}. "
                               "Export the bundle again.")
 
 

@@ -11,14 +11,14 @@ import hashlib
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
 
 import numpy as np
 
 from owntrain.config import DEFAULTS
 from owntrain.errors import InputError, WorkspaceError
 from owntrain.text import TextSettings, tokenize
-from owntrain.vocab import HashEncoder, Vocabulary, _check_int, read_json
+from owntrain.vocab import BigramHasher, HashEncoder, Vocabulary, _check_int, read_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from owntrain.workspace import Workspace
@@ -41,6 +41,8 @@ class EncodingSettings:
     truncating: str = DEFAULTS.truncating
     encoder: str = DEFAULTS.encoder
     hash_buckets: int = DEFAULTS.hash_buckets
+    ngram_buckets: int = 0
+    """Hash buckets of the word-bigram ids appended after the token ids (0: none; the ngram arch)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, TextSettings):
@@ -49,6 +51,7 @@ class EncodingSettings:
         _check_int("min_df", self.min_df, 1)
         _check_int("max_len", self.max_len, 1)
         _check_int("hash_buckets", self.hash_buckets, 5)
+        _check_int("ngram_buckets", self.ngram_buckets, 0)
         for name in ("padding", "truncating"):
             if getattr(self, name) not in SIDES:
                 raise InputError(f"{name} must be 'pre' or 'post', got {getattr(self, name)!r}.")
@@ -75,6 +78,15 @@ class EncodingSettings:
         if "text" in values:
             values["text"] = TextSettings.from_dict(values["text"])
         return cls(**values)
+
+    @property
+    def seq_len(self) -> int:
+        """The longest encoded sequence: ``max_len`` ids, plus up to ``max_len - 1`` bigram ids."""
+        return self.max_len + (self.max_len - 1 if self.ngram_buckets else 0)
+
+    def input_dim(self, encoder: "Encoder") -> int:
+        """Number of distinct ids (the embedding's rows): the encoder's, plus the bigram buckets."""
+        return int(encoder.size) + int(self.ngram_buckets)
 
     def encoder_key(self) -> dict[str, Any]:
         """The settings that decide the encoder (not max_len or the padding sides)."""
@@ -108,8 +120,8 @@ def build_and_encode(
     interned: dict[str, str] = {}
     docs = [[interned.setdefault(t, t) for t in doc] for doc in tokenize(train_texts, settings.text, n_process=n_process)]
     vocab = Vocabulary.build(docs, top_words=settings.top_words, min_df=settings.min_df)
-    max_len, side = settings.max_len, settings.truncating
-    return vocab, [np.asarray(truncate(vocab.encode(doc), max_len, side), dtype=np.int32) for doc in docs]
+    encode = _sequence_encoder(settings, vocab)
+    return vocab, [encode(doc) for doc in docs]
 
 
 def truncate(ids: list[int], max_len: int, truncating: str = DEFAULTS.truncating) -> list[int]:
@@ -142,11 +154,26 @@ def encode_texts(
     Padding these arrays gives exactly what padding the untruncated sequences would give.
     """
     _check_encoder(settings, encoder)
+    encode = _sequence_encoder(settings, encoder)
+    return [encode(tokens) for tokens in tokenize(texts, settings.text, batch_size=batch_size, n_process=n_process)]
+
+
+def _sequence_encoder(settings: EncodingSettings, encoder: Encoder) -> Callable[[Sequence[str]], np.ndarray]:
+    """tokens -> int32 ids: START + token ids truncated to ``max_len``, then (with
+    ``ngram_buckets``) the hashed ids of the bigrams of the tokens that were kept."""
     max_len, side = settings.max_len, settings.truncating
-    return [
-        np.asarray(truncate(encoder.encode(tokens), max_len, side), dtype=np.int32)
-        for tokens in tokenize(texts, settings.text, batch_size=batch_size, n_process=n_process)
-    ]
+    if not settings.ngram_buckets:
+        return lambda tokens: np.asarray(truncate(encoder.encode(tokens), max_len, side), dtype=np.int32)
+    hasher = BigramHasher(settings.ngram_buckets, int(encoder.size))
+
+    def encode(tokens: Sequence[str]) -> np.ndarray:
+        ids = truncate(encoder.encode(tokens), max_len, side)
+        n = len(tokens)
+        kept = n if n + 1 <= max_len else (max_len if side == "pre" else max_len - 1)
+        words = tokens[n - kept:] if side == "pre" else tokens[:kept]
+        return np.concatenate([np.asarray(ids, dtype=np.int32), hasher.ids(words)])
+
+    return encode
 
 
 def encoder_to_dict(encoder: Encoder) -> dict[str, Any]:

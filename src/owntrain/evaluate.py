@@ -215,9 +215,11 @@ def evaluate(
     ``run`` names a folder under the workspace's ``runs/`` (default: the latest finished run).
     ``threshold`` overrides the run's validation-chosen threshold (two classes only). Labels in
     ``data`` must be among the model's labels (``label_map`` maps raw values, as in ingest).
+    Texts are batched as the run trained: by length with per-batch padding for a ``bucket`` run,
+    padded to ``max_len`` for a ``fixed`` one (the metrics are the same either way for a masked model).
     """
     from owntrain import train as training
-    from owntrain.model import load_model, predict_proba
+    from owntrain.model import load_model
     from owntrain.workspace import Workspace
 
     ws = Workspace.at(workspace)
@@ -257,9 +259,9 @@ def evaluate(
             f"The model knows: {', '.join(labels)}. Map them with --label-map (e.g. '1-2=neg,4-5=pos')."
         )
     y = df["label"].map(index).to_numpy(dtype=np.int64)
-    x = loaded.encode(df["text"].tolist())
+    x = loaded.encode(df["text"].tolist())  # unpadded in bucket mode, padded to max_len in fixed mode
     model = load_model(loaded.model_path)
-    proba = predict_proba(model, x, batch_size=batch_size or loaded.batch_size)
+    proba = loaded.predict_proba(model, x, batch_size=batch_size)
     use_threshold = loaded.threshold if threshold is None else float(threshold)
     metrics = classification_metrics(y, proba, labels, threshold=use_threshold)
     metrics["baseline"] = majority_baseline(loaded.train_counts, y, labels)

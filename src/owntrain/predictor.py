@@ -117,7 +117,8 @@ class Bundle:
         return out
 
     def encode(self, normalized: Sequence[str]) -> list[np.ndarray]:
-        """START + ids of each (already normalised, non-empty) text, truncated to max_len, unpadded."""
+        """START + ids of each (already normalised, non-empty) text, truncated to max_len, unpadded
+        (followed by its bigram ids when the bundle uses them)."""
         from owntrain.encoding import encode_texts
 
         return encode_texts(list(normalized), self.settings, self.encoder)
@@ -168,7 +169,7 @@ class Bundle:
 
     def _reproduces_fixed(self, mode: str) -> bool:
         """Whether ``mode`` gives the fixed-length probabilities on random sequences of mixed lengths."""
-        max_len = self.settings.max_len
+        max_len = self.settings.seq_len
         high = max(2, min(int(self.encoder.size), _embedding_rows(self.model) or self.encoder.size))
         rng = np.random.default_rng(0)
         lengths = sorted({1, 2, max(1, max_len // 3), max(1, max_len - 1), max_len})
@@ -190,7 +191,7 @@ class Bundle:
                 assert self._plan is not None
                 self._fns[mode] = self._plan.function()
             else:
-                length = self.settings.max_len if mode == "fixed" else None
+                length = self.settings.seq_len if mode == "fixed" else None
                 self._fns[mode] = tf.function(lambda x: model(x, training=False), autograph=False,
                                               reduce_retracing=True,
                                               input_signature=[tf.TensorSpec([None, length], tf.int32)])
@@ -202,8 +203,8 @@ class Bundle:
         return pad_sequences(seqs, maxlen=length, padding=self.settings.padding, truncating=self.settings.truncating)
 
     def _run_batch(self, mode: str, chunk: Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities of one batch of encoded sequences (each at most max_len long)."""
-        max_len = self.settings.max_len
+        """Class probabilities of one batch of encoded sequences (each at most seq_len long)."""
+        max_len = self.settings.seq_len
         if mode == "fixed":
             raw = self._fn(mode)(self._pad(chunk, max_len))
         elif mode == "masked":

@@ -18,6 +18,10 @@ vocabulary, model, optimizer state and batch order: a resumed run ends where an 
 would have. Every file is written under a temporary name and renamed, so a killed fit never
 leaves half a file that a later step would trust.
 
+The encoder and the encoded splits are also kept under ``<workspace>/cache/`` (see
+:mod:`owntrain.cache`): the training split is tokenized once per fit, and not at all by a later fit
+of the same data and encoding settings.
+
 Reproducible: the same data, settings and seed on the same machine give the same vocabulary,
 weights and metrics (Keras seeding, TensorFlow op determinism, stateless per-epoch shuffling).
 """
@@ -35,7 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from owntrain.config import DEFAULTS
+from owntrain.config import DEFAULTS, NGRAM_BUCKETS_MAX, NGRAM_BUCKETS_MIN, arch_defaults
 from owntrain.errors import InputError, ValidationError, WorkspaceError
 from owntrain.workspace import Workspace, write_json_atomic
 
@@ -54,7 +58,8 @@ CLASS_WEIGHTS = ("balanced",)
 class FitProgress:
     """One progress event; ``fit(progress=fn)`` calls ``fn`` with each.
 
-    ``stage`` is one of: ``"encode"`` (texts are being tokenized and encoded), ``"start"`` (about
+    ``stage`` is one of: ``"encode"`` (texts are being tokenized and encoded, or read from the
+    cache: "Vocabulary read from the cache", "Encoded splits read from the cache"), ``"start"`` (about
     to train; ``message`` says what), ``"batch"`` (during an epoch, at most about once a second),
     ``"epoch"`` (an epoch ended; ``logs`` holds loss, accuracy, val_loss, val_accuracy),
     ``"evaluate"`` (evaluating on the validation and test splits).
@@ -210,12 +215,39 @@ class LoadedRun:
     def threshold(self) -> float | None:
         return self.metrics.get("threshold")
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        from owntrain.encoding import EncodingSettings, encoder_from_dict
+    @property
+    def batching(self) -> str:
+        """``"bucket"`` or ``"fixed"``; runs from before bucketing padded every text (``"fixed"``)."""
+        return str(self.settings["training"].get("batching", "fixed"))
+
+    def encode(self, texts: Sequence[str]) -> "np.ndarray | list[np.ndarray]":
+        """Texts as the run's model takes them: unpadded sequences (bucket) or a max_len matrix (fixed).
+
+        Pass the result to :meth:`predict_proba` (or ``model.predict_proba`` with
+        :attr:`pipeline`), which batches either form as training did.
+        """
+        from owntrain.encoding import EncodingSettings, encode_texts, encoder_from_dict
 
         settings = EncodingSettings.from_dict(self.settings["encoding"])
         encoder = encoder_from_dict(_read_json(self.paths.encoder))
+        if self.batching == "bucket":
+            return encode_texts(list(texts), settings, encoder) if len(texts) else []
         return encode_padded(texts, settings, encoder)
+
+    @property
+    def pipeline(self) -> dict[str, Any]:
+        """The padding side and max_len that bucket-mode batches are padded with."""
+        enc = self.settings["encoding"]
+        from owntrain.encoding import EncodingSettings
+
+        return {"padding": enc.get("padding", DEFAULTS.padding), "max_len": EncodingSettings.from_dict(enc).seq_len}
+
+    def predict_proba(self, model: "keras.Model", x: "np.ndarray | Sequence[np.ndarray]",
+                      batch_size: int | None = None) -> np.ndarray:
+        """Class probabilities of :meth:`encode`'s output, rows in input order."""
+        from owntrain.model import predict_proba
+
+        return predict_proba(model, x, batch_size=batch_size or self.batch_size, **self.pipeline)
 
 
 def load_finished_run(ws: Workspace, run: str | None = None) -> LoadedRun:
@@ -230,13 +262,21 @@ def load_finished_run(ws: Workspace, run: str | None = None) -> LoadedRun:
 def encode_padded(texts: Sequence[str], settings: Any, encoder: Any) -> np.ndarray:
     """Texts -> START + ids, padded and truncated to ``settings.max_len``: an int32 matrix."""
     from owntrain.encoding import encode_texts
-    from owntrain.vocab import pad_sequences
 
     if len(texts) == 0:
-        return np.zeros((0, settings.max_len), dtype="int32")
-    seqs = encode_texts(list(texts), settings, encoder)
+        return np.zeros((0, settings.seq_len), dtype="int32")
+    return _pad_fixed(encode_texts(list(texts), settings, encoder), settings)
+
+
+def _pad_fixed(seqs: Sequence[np.ndarray], settings: Any) -> np.ndarray:
+    """Encoded sequences padded to ``settings.seq_len`` (``max_len`` but for the ngram arch's bigram
+    ids): the recipe's (fixed batching) input matrix."""
+    from owntrain.vocab import pad_sequences
+
+    if len(seqs) == 0:
+        return np.zeros((0, settings.seq_len), dtype="int32")
     return np.asarray(
-        pad_sequences(seqs, maxlen=settings.max_len, padding=settings.padding, truncating=settings.truncating),
+        pad_sequences(seqs, maxlen=settings.seq_len, padding=settings.padding, truncating=settings.truncating),
         dtype="int32",
     )
 
@@ -250,9 +290,9 @@ def fit(
     lang: str = DEFAULTS.lang,
     lowercase: bool = DEFAULTS.lowercase,
     keep_punct: bool = DEFAULTS.keep_punct,
-    top_words: int = DEFAULTS.top_words,
+    top_words: int | None = None,
     min_df: int = DEFAULTS.min_df,
-    max_len: int = DEFAULTS.max_len,
+    max_len: int | None = None,
     padding: str = DEFAULTS.padding,
     truncating: str = DEFAULTS.truncating,
     encoder: str = DEFAULTS.encoder,
@@ -260,13 +300,15 @@ def fit(
     arch: str = DEFAULTS.arch,
     embedding_dim: int | None = None,
     units: int = DEFAULTS.units,
-    dropout: float = DEFAULTS.dropout,
+    dropout: float | None = None,
     epochs: int | None = None,
-    batch_size: int = DEFAULTS.batch_size,
-    learning_rate: float = DEFAULTS.learning_rate,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
     patience: int | None = None,
     class_weight: str | None = None,
     seed: int = DEFAULTS.seed,
+    batching: str = DEFAULTS.batching,
+    ngram_buckets: int | None = None,
     vectors: str | os.PathLike | None = None,
     resume: bool = False,
     run: str | None = None,
@@ -274,12 +316,23 @@ def fit(
 ) -> FitResult:
     """Train a classifier on the workspace's training split and evaluate it on its test split.
 
-    Defaults are the recipe (see :mod:`owntrain.model`). ``embedding_dim`` defaults to
-    ``DEFAULTS.embedding_dim``, or to the vectors' size with ``vectors``. ``epochs`` defaults to
-    ``DEFAULTS.epochs`` (with ``resume``: the run's own). Early stopping watches the validation loss
-    with ``patience`` epochs (default ``DEFAULTS.patience``; with ``resume``: the run's own) and
-    restores the best epoch's weights. ``class_weight="balanced"``
+    The default architecture is ``ngram`` (see :mod:`owntrain.model`); ``arch="lstm"`` is the
+    recipe. Settings left as None (``top_words``, ``max_len``, ``embedding_dim``, ``dropout``,
+    ``epochs``, ``batch_size``, ``learning_rate``, ``patience``, ``ngram_buckets``) take the
+    architecture's defaults, :func:`owntrain.config.arch_defaults`: the recipe's for lstm, bilstm
+    and flatten. ``embedding_dim`` defaults to the vectors' size with ``vectors``; ``epochs`` and
+    ``patience`` with ``resume`` to the run's own. Early stopping watches the validation loss
+    with ``patience`` epochs and restores the best epoch's weights. ``class_weight="balanced"``
     weights each training row by ``n / (n_classes * rows_of_its_class)``.
+
+    ``batching="bucket"`` (the default) masks padding (``mask_zero`` embedding) and batches texts
+    of similar length, each batch padded only to its own longest text: the LSTM runs as many
+    steps as the texts have rather than ``max_len``. ``batching="fixed"`` is the recipe exactly:
+    every text padded to ``max_len``, no masking. The flatten architecture needs fixed-length
+    input, so it always trains with ``"fixed"`` (recorded in the run's settings).
+
+    Encoded splits are cached under the workspace's ``cache/`` (see :mod:`owntrain.cache`), so a
+    second fit of the same data and encoding settings tokenizes nothing.
 
     ``resume=True`` continues the latest run (or ``run``) from its last completed epoch with its
     own saved settings; of the arguments above only ``epochs`` and ``patience`` apply then, so a
@@ -318,29 +371,39 @@ def fit(
         settings["training"]["epochs"] = int(epochs) if epochs is not None else int(settings["training"]["epochs"])
         # A resumed run keeps its own patience unless one is given, so it stops where it would have.
         settings["training"]["patience"] = int(patience) if patience is not None else int(settings["training"]["patience"])
+        settings["training"].setdefault("batching", "fixed")  # runs from before bucketing padded to max_len
         write_json_atomic(paths.settings, settings)
         from owntrain.encoding import EncodingSettings, encoder_from_dict
 
         enc_settings = EncodingSettings.from_dict(settings["encoding"])
         enc = encoder_from_dict(_read_json(paths.encoder))
         resumed_from: int | None = int(state["epochs_done"])
+        train_seqs = None
     else:
         if run is not None:
             raise InputError("--run names a run to resume; pass it together with --resume.")
-        settings, enc_settings, enc, paths, state = _start_run(
+        knobs = arch_defaults(arch)
+        given = dict(top_words=top_words, max_len=max_len, dropout=dropout, batch_size=batch_size,
+                     learning_rate=learning_rate, ngram_buckets=ngram_buckets, epochs=epochs, patience=patience)
+        chosen = {k: (v if v is not None else knobs[k]) for k, v in given.items()}
+        if embedding_dim is None and vectors is None:
+            embedding_dim = int(knobs["embedding_dim"])
+        settings, enc_settings, enc, paths, state, train_seqs = _start_run(
             ws, df, labels, dataset_sha, notify,
             text=dict(lang=lang, lowercase=lowercase, keep_punct=keep_punct),
-            encoding=dict(top_words=top_words, min_df=min_df, max_len=max_len, padding=padding,
-                          truncating=truncating, encoder=encoder, hash_buckets=hash_buckets),
-            model=dict(arch=arch, embedding_dim=embedding_dim, units=units, dropout=dropout),
-            training=dict(epochs=DEFAULTS.epochs if epochs is None else epochs, batch_size=batch_size,
-                          learning_rate=learning_rate, patience=DEFAULTS.patience if patience is None else patience,
-                          class_weight=class_weight, seed=seed),
+            encoding=dict(top_words=chosen["top_words"], min_df=min_df, max_len=chosen["max_len"], padding=padding,
+                          truncating=truncating, encoder=encoder, hash_buckets=hash_buckets,
+                          ngram_buckets=chosen["ngram_buckets"]),
+            model=dict(arch=arch, embedding_dim=embedding_dim, units=units, dropout=chosen["dropout"]),
+            training=dict(epochs=chosen["epochs"], batch_size=chosen["batch_size"],
+                          learning_rate=chosen["learning_rate"], patience=chosen["patience"],
+                          class_weight=class_weight, seed=seed, batching=batching),
             vectors=vectors,
         )
         resumed_from = None
 
-    result = _train_and_evaluate(ws, df, labels, settings, enc_settings, enc, paths, state, resumed_from, notify)
+    result = _train_and_evaluate(ws, df, labels, settings, enc_settings, enc, paths, state, resumed_from, notify,
+                                 dataset_sha=dataset_sha, train_seqs=train_seqs)
     from owntrain.bundle import export_bundle
 
     result.bundle_dir = export_bundle(result, ws.bundle)
@@ -377,14 +440,19 @@ def _validate_split(df: Any, labels: list[str], ws: Workspace) -> None:
 
 def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, notify: ProgressFn, *,
                text: dict, encoding: dict, model: dict, training: dict, vectors: Any) -> tuple:
-    from owntrain.encoding import EncodingSettings, encoder_to_dict, workspace_encoder
-    from owntrain.model import ARCHS, ModelSpec
+    from owntrain.encoding import EncodingSettings, encoder_to_dict
+    from owntrain.model import ARCHS, BATCHINGS, ModelSpec
     from owntrain.text import TextSettings
     from owntrain.vocab import INDEX_FROM
 
     # Cheap checks first, so a mistake is reported before minutes of tokenization.
     if model["arch"] not in ARCHS:
         raise InputError(f"Unknown architecture {model['arch']!r}. Use one of: {', '.join(ARCHS)} (e.g. --arch lstm).")
+    if training["batching"] not in BATCHINGS:
+        raise InputError(f"batching must be 'bucket' or 'fixed', got {training['batching']!r}. "
+                         "Pass --batching bucket (batches of similar length, masked) or --batching fixed (the recipe).")
+    if model["arch"] == "flatten":
+        training = {**training, "batching": "fixed"}  # Flatten needs every sequence max_len long: no masking
     if training["class_weight"] not in (None, *CLASS_WEIGHTS):
         raise InputError(f"class_weight must be 'balanced' or None, got {training['class_weight']!r}.")
     for name in ("batch_size", "epochs"):
@@ -396,15 +464,22 @@ def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, noti
         raise InputError(f"Word-vector file {vectors} not found. Pass --vectors with a word2vec text file.")
     if vectors is not None and encoding["encoder"] != "vocab":
         raise InputError("--vectors needs the vocabulary encoder (--encoding vocab): hashed ids have no words to look up.")
+    if encoding.get("ngram_buckets") == "auto":  # the most buckets first; fewer once the data is counted
+        encoding = {**encoding, "ngram_buckets": NGRAM_BUCKETS_MAX}
+        encoding_auto = True
+    else:
+        encoding_auto = False
     enc_settings = EncodingSettings(text=TextSettings(**text), **encoding)
     ModelSpec(arch=model["arch"], vocab_size=INDEX_FROM + 1, n_classes=max(2, len(labels)),  # checks units, dropout
               embedding_dim=model["embedding_dim"] or DEFAULTS.embedding_dim, units=model["units"],
-              dropout=model["dropout"], max_len=enc_settings.max_len)
+              dropout=model["dropout"], max_len=enc_settings.seq_len)
     _validate_split(df, labels, ws)
 
-    notify(FitProgress("encode", "Building the vocabulary from the training split"))
-    enc = workspace_encoder(ws, enc_settings)
-    vocab_size = int(enc.size)
+    auto_buckets = encoding_auto
+    enc, train_seqs = _fit_encoder(ws, df, enc_settings, dataset_sha, notify)
+    if auto_buckets:
+        enc_settings, train_seqs = _fit_ngram_buckets(ws, df, enc_settings, enc, dataset_sha, notify, train_seqs)
+    vocab_size = enc_settings.input_dim(enc)  # word ids, plus the bigram buckets of the ngram arch
 
     embedding_matrix = None
     vectors_report = None
@@ -421,7 +496,7 @@ def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, noti
         emb_dim = vectors_report.dim
     spec = ModelSpec(arch=model["arch"], vocab_size=vocab_size, n_classes=len(labels),
                      embedding_dim=int(emb_dim if emb_dim is not None else DEFAULTS.embedding_dim),
-                     units=int(model["units"]), dropout=float(model["dropout"]), max_len=int(enc_settings.max_len))
+                     units=int(model["units"]), dropout=float(model["dropout"]), max_len=int(enc_settings.seq_len))
 
     train_counts = {lab: int(c) for lab, c in df[df["split"] == "train"]["label"].value_counts().items()}
     paths = _new_run_dir(ws)
@@ -447,7 +522,108 @@ def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, noti
              "epoch_seconds": []}
     write_json_atomic(paths.state, state)
     write_json_atomic(paths.settings, settings)  # last: a run folder counts once its settings exist
-    return settings, enc_settings, enc, paths, state
+    return settings, enc_settings, enc, paths, state, train_seqs
+
+
+def _fit_encoder(ws: Workspace, df: Any, settings: Any, dataset_sha: str,
+                 notify: ProgressFn) -> tuple[Any, list[np.ndarray] | None]:
+    """The encoder of the training split, and the split's sequences when they had to be made.
+
+    Read from the cache when this dataset and these settings built one before. Otherwise the
+    vocabulary is built and the training texts encoded in one tokenization pass
+    (``build_and_encode``), and both are cached; the sequences are returned so they need not be
+    read back.
+    """
+    from owntrain import cache
+    from owntrain.encoding import build_and_encode, build_encoder
+
+    if settings.encoder == "hash":
+        return build_encoder([], settings), None  # no vocabulary: nothing to tokenize for it
+    path = cache.encoder_path(ws, settings, dataset_sha)
+    enc = cache.read_encoder(path)
+    if enc is not None and enc.kind == settings.encoder:
+        notify(FitProgress("encode", "Vocabulary read from the cache"))
+        return enc, None
+    texts = df[df["split"] == "train"]["text"].tolist()
+    notify(FitProgress("encode", f"Building the vocabulary from the training split and encoding its {len(texts):,} texts"))
+    enc, seqs = build_and_encode(texts, settings)
+    cache.write_encoder(path, enc)
+    cache.write_encoded(cache.encoded_path(ws, settings, enc, dataset_sha, "train"), seqs)
+    return enc, seqs
+
+
+def _fit_ngram_buckets(ws: Workspace, df: Any, settings: Any, enc: Any, dataset_sha: str, notify: ProgressFn,
+                       train_seqs: list[np.ndarray] | None) -> tuple[Any, list[np.ndarray] | None]:
+    """Settings with ``ngram_buckets="auto"`` resolved, and the training sequences re-hashed to them.
+
+    ``settings`` hash bigrams into :data:`NGRAM_BUCKETS_MAX` buckets. The bucket count becomes the
+    smallest power of two holding four times the distinct bigram ids of the training split (at least
+    :data:`NGRAM_BUCKETS_MIN`): a few hundred texts need a megabyte of bigram embeddings, not 67.
+    Powers of two nest (``h % 2**20 % 2**k == h % 2**k``), so re-hashing an id is one modulo and
+    gives exactly the ids encoding with the smaller count would. The sequences come back as None
+    when the cache already holds them for the chosen count.
+    """
+    from dataclasses import replace
+
+    from owntrain import cache
+    from owntrain.encoding import encode_texts
+
+    offset = int(enc.size)
+    if train_seqs is None:
+        texts = df[df["split"] == "train"]["text"].tolist()
+        path = cache.encoded_path(ws, settings, enc, dataset_sha, "train")
+        train_seqs = cache.read_encoded(path, n_rows=len(texts), id_limit=settings.input_dim(enc), max_len=settings.seq_len)
+        if train_seqs is None:
+            notify(FitProgress("encode", f"Encoding {len(texts):,} train texts"))
+            train_seqs = encode_texts(texts, settings, enc) if texts else []
+            cache.write_encoded(path, train_seqs)
+    flat = np.concatenate(train_seqs) if train_seqs else np.zeros(0, dtype=np.int32)
+    distinct = int(np.unique(flat[flat >= offset]).size)
+    buckets = NGRAM_BUCKETS_MIN
+    while buckets < 4 * distinct and buckets < NGRAM_BUCKETS_MAX:
+        buckets *= 2
+    if buckets == settings.ngram_buckets:
+        return settings, train_seqs
+    notify(FitProgress("encode", f"{distinct:,} distinct word pairs in the training split: {buckets:,} bigram buckets"))
+    final = replace(settings, ngram_buckets=buckets)
+    final_path = cache.encoded_path(ws, final, enc, dataset_sha, "train")
+    if cache.read_encoded(final_path, n_rows=len(train_seqs), id_limit=final.input_dim(enc),
+                          max_len=final.seq_len) is not None:
+        return final, None  # an earlier fit cached them: read with the other splits
+    rehashed = []
+    for seq in train_seqs:
+        out = seq.copy()
+        pairs = out >= offset
+        out[pairs] = offset + (out[pairs] - offset) % buckets
+        rehashed.append(out)
+    cache.write_encoded(final_path, rehashed)
+    return final, rehashed
+
+
+def _encode_splits(ws: Workspace, df: Any, settings: Any, enc: Any, dataset_sha: str, notify: ProgressFn,
+                   train_seqs: list[np.ndarray] | None) -> dict[str, list[np.ndarray]]:
+    """Each split's unpadded sequences (START + ids, truncated), from the cache where possible."""
+    from owntrain import cache
+    from owntrain.encoding import encode_texts
+
+    out: dict[str, list[np.ndarray]] = {}
+    all_cached = train_seqs is None
+    for name in ("train", "validation", "test"):
+        if name == "train" and train_seqs is not None:
+            out[name] = train_seqs
+            continue
+        texts = df[df["split"] == name]["text"].tolist()
+        path = cache.encoded_path(ws, settings, enc, dataset_sha, name)
+        seqs = cache.read_encoded(path, n_rows=len(texts), id_limit=settings.input_dim(enc), max_len=settings.seq_len)
+        if seqs is None:
+            all_cached = False
+            notify(FitProgress("encode", f"Encoding {len(texts):,} {name} texts"))
+            seqs = encode_texts(texts, settings, enc) if texts else []
+            cache.write_encoded(path, seqs)
+        out[name] = seqs
+    if all_cached:
+        notify(FitProgress("encode", "Encoded splits read from the cache"))
+    return out
 
 
 def _versions() -> dict[str, str]:
@@ -471,22 +647,28 @@ def _seed_everything(seed: int) -> None:
 
 
 def _train_and_evaluate(ws: Workspace, df: Any, labels: list[str], settings: dict, enc_settings: Any, enc: Any,
-                        paths: RunPaths, state: dict, resumed_from: int | None, notify: ProgressFn) -> FitResult:
+                        paths: RunPaths, state: dict, resumed_from: int | None, notify: ProgressFn, *,
+                        dataset_sha: str, train_seqs: list[np.ndarray] | None = None) -> FitResult:
     from owntrain import evaluate as ev
     from owntrain.encoding import encoder_to_dict
-    from owntrain.model import ModelSpec, build_model, load_model, predict_proba, steps_per_epoch, targets, train_dataset
+    from owntrain.model import (
+        ModelSpec, build_model, eval_dataset, load_model, predict_proba, steps_per_epoch, targets, train_dataset,
+    )
 
     spec = ModelSpec.from_dict(settings["model"])
     tr = settings["training"]
     epochs, batch_size, seed = int(tr["epochs"]), int(tr["batch_size"]), int(tr["seed"])
+    bucket = tr.get("batching", "fixed") == "bucket"
     index = {lab: i for i, lab in enumerate(labels)}
 
-    splits = {}
+    encoded = _encode_splits(ws, df, enc_settings, enc, dataset_sha, notify, train_seqs)
+    splits: dict[str, tuple[Any, np.ndarray]] = {}
     for name in ("train", "validation", "test"):
-        part = df[df["split"] == name]
-        notify(FitProgress("encode", f"Encoding {len(part):,} {name} texts"))
-        splits[name] = (encode_padded(part["text"].tolist(), enc_settings, enc),
-                        part["label"].map(index).to_numpy(dtype=np.int64))
+        seqs = encoded[name]
+        # bucket: unpadded sequences, batched by length in model.py; fixed: the recipe's max_len matrix
+        x = seqs if bucket else _pad_fixed(seqs, enc_settings)
+        splits[name] = (x, df[df["split"] == name]["label"].map(index).to_numpy(dtype=np.int64))
+    pipeline = {"padding": enc_settings.padding, "max_len": enc_settings.seq_len}
     x_train, y_train = splits["train"]
     x_val, y_val = splits["validation"]
     x_test, y_test = splits["test"]
@@ -499,7 +681,7 @@ def _train_and_evaluate(ws: Workspace, df: Any, labels: list[str], settings: dic
     else:
         matrix_path = paths.root / "initial_embedding.npy"
         matrix = np.load(matrix_path) if matrix_path.is_file() else None
-        model = build_model(spec, learning_rate=float(tr["learning_rate"]), embedding_matrix=matrix)
+        model = build_model(spec, learning_rate=float(tr["learning_rate"]), embedding_matrix=matrix, mask_zero=bucket)
 
     if to_train:
         sample_weight = None
@@ -509,17 +691,17 @@ def _train_and_evaluate(ws: Workspace, df: Any, labels: list[str], settings: dic
             sample_weight = per_class[y_train]
         steps = steps_per_epoch(len(x_train), batch_size)
         ds = train_dataset(x_train, targets(y_train, len(labels)), batch_size=batch_size, seed=seed,
-                           first_epoch=done, epochs=epochs, sample_weight=sample_weight)
-        from owntrain.model import eval_dataset
-
-        val_ds = eval_dataset(x_val, targets(y_val, len(labels)), batch_size=batch_size)
+                           first_epoch=done, epochs=epochs, sample_weight=sample_weight, **pipeline)
+        val_ds = eval_dataset(x_val, targets(y_val, len(labels)), batch_size=batch_size, **pipeline)
         callbacks = [
             _run_callback_class()(paths, state, epochs, int(tr["patience"]), steps, notify),
             _tensorboard_class()(paths.logs),
         ]
         notify(FitProgress(
             "start", f"Training {spec.arch} ({model.count_params():,} parameters) on {len(x_train):,} texts, "
-            f"epochs {done + 1}-{epochs}, batch {batch_size}" + (f", resumed after epoch {done}" if done else ""),
+            f"epochs {done + 1}-{epochs}, batch {batch_size}"
+            + (", batches of similar length (masked)" if bucket else f", padded to {enc_settings.seq_len}")
+            + (f", resumed after epoch {done}" if done else ""),
             epoch=done, epochs=epochs, steps=steps))
         model.fit(ds, validation_data=val_ds, epochs=epochs, initial_epoch=done, steps_per_epoch=steps,
                   shuffle=False, verbose=0, callbacks=callbacks)
@@ -533,14 +715,14 @@ def _train_and_evaluate(ws: Workspace, df: Any, labels: list[str], settings: dic
     write_json_atomic(paths.history, history)
 
     notify(FitProgress("evaluate", "Evaluating on the validation and test splits"))
-    p_val = predict_proba(best, x_val, batch_size=batch_size)
+    p_val = predict_proba(best, x_val, batch_size=batch_size, **pipeline)
     threshold = None
     if len(labels) == 2:
         threshold, _ = ev.choose_threshold(y_val, p_val[:, 1])
     val_metrics = ev.classification_metrics(y_val, p_val, labels, threshold=threshold)
     test_metrics = None
     if len(x_test):
-        p_test = predict_proba(best, x_test, batch_size=batch_size)
+        p_test = predict_proba(best, x_test, batch_size=batch_size, **pipeline)
         test_metrics = ev.classification_metrics(y_test, p_test, labels, threshold=threshold)
     train_seconds = float(sum(state["epoch_seconds"]))
     epochs_done = int(state["epochs_done"])

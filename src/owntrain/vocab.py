@@ -297,6 +297,46 @@ class HashEncoder:
         return f"HashEncoder(buckets={self.buckets})"
 
 
+class BigramHasher:
+    """Ids of a text's word bigrams from a stable hash: the fastText-style n-gram features.
+
+    Bigram ``(a, b)`` gets ``offset + ((h(a) * M + h(b)) mod 2**64) % buckets``, where ``h`` is
+    the 64-bit BLAKE2b of a token's UTF-8 (the same in every process and on every machine). No
+    bigram or token string is stored: a bundle holds only one embedding row per bucket, so the
+    training texts' word pairs cannot be read back from it. Different bigrams may share a bucket;
+    with 2**20 buckets that costs IMDB about 0.3 points of validation accuracy against 2**18's loss
+    of 0.6 (measured in bench/README.md).
+    """
+
+    HASH_NAME = "blake2b-64-le-pair"
+    _MULT = np.uint64(0x9E3779B97F4A7C15)
+    _MEMO_LIMIT = 2_000_000
+
+    def __init__(self, buckets: int, offset: int) -> None:
+        self.buckets = _check_int("ngram_buckets", buckets, 1)
+        self.offset = _check_int("offset", offset, INDEX_FROM + 1)
+        self._memo: dict[str, int] = {}
+
+    def _token_hash(self, token: str) -> int:
+        h = self._memo.get(token)
+        if h is None:
+            digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+            h = int.from_bytes(digest, "little")
+            if len(self._memo) >= self._MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[token] = h
+        return h
+
+    def ids(self, tokens: Sequence[str]) -> np.ndarray:
+        """One id per adjacent token pair (``len(tokens) - 1`` of them), in order, as int32."""
+        if len(tokens) < 2:
+            return np.zeros(0, dtype=np.int32)
+        h = np.fromiter((self._token_hash(t) for t in tokens), dtype=np.uint64, count=len(tokens))
+        with np.errstate(over="ignore"):
+            pair = h[:-1] * self._MULT + h[1:]
+        return ((pair % np.uint64(self.buckets)).astype(np.int64) + self.offset).astype(np.int32)
+
+
 def _check_header(d: Any, kind: str) -> None:
     """Refuse a dict that is not an encoder of ``kind`` in a format this owntrain reads."""
     if not isinstance(d, Mapping) or d.get("kind") != kind:

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from owntrain.cli import app, echo_err, user_errors
-from owntrain.config import DEFAULTS
+from owntrain.config import DEFAULTS, arch_defaults
 
 
 def _logs_line(logs: dict[str, float]) -> str:
@@ -98,39 +98,60 @@ def format_fit_summary(result: Any) -> str:
     return "\n".join(lines)
 
 
+def _d(knob: str) -> str:
+    """The help text's default of an architecture-dependent setting: ``ngram: X | recipe: Y``."""
+    ngram, recipe = arch_defaults("ngram")[knob], arch_defaults("lstm")[knob]
+    return f"default ngram: {ngram:g} | recipe: {recipe:g}" if isinstance(ngram, float) or isinstance(recipe, float) \
+        else f"default ngram: {ngram} | recipe: {recipe}"
+
+
 @app.command("fit")
 def fit_command(
     lang: Annotated[str, typer.Option(help="spaCy language code of the texts, e.g. en, de, fr, xx.")] = DEFAULTS.lang,
-    arch: Annotated[str, typer.Option(help="Architecture: lstm (the recipe), bilstm or flatten.")] = DEFAULTS.arch,
+    arch: Annotated[str, typer.Option(
+        help="Architecture: ngram (mean of word and hashed word-pair embeddings, fastText style: the most "
+             "accurate and fastest), lstm (the recipe: Embedding(5000, 32) -> LSTM(100)), bilstm or flatten. "
+             "Settings marked [ngram | recipe] default per architecture.")] = DEFAULTS.arch,
     embedding_dim: Annotated[Optional[int], typer.Option(
-        "--embedding-dim", help=f"Embedding size [default: {DEFAULTS.embedding_dim}, or the size of --vectors].",
+        "--embedding-dim", help=f"Embedding size [{_d('embedding_dim')}, or the size of --vectors].",
         show_default=False)] = None,
-    units: Annotated[int, typer.Option(help="LSTM units (flatten: hidden Dense units).")] = DEFAULTS.units,
-    dropout: Annotated[float, typer.Option(help="Dropout after the embedding and before the output (0: none).")]
-        = DEFAULTS.dropout,
+    units: Annotated[int, typer.Option(help="LSTM units (flatten: hidden Dense units; ngram: unused).")] = DEFAULTS.units,
+    dropout: Annotated[Optional[float], typer.Option(
+        help=f"Dropout before the output (lstm, bilstm, flatten: also after the embedding); 0: none [{_d('dropout')}].",
+        show_default=False)] = None,
     epochs: Annotated[Optional[int], typer.Option(
-        help=f"Passes over the training data [default: {DEFAULTS.epochs}; with --resume: the run's own].",
+        help=f"Most passes over the training data [{_d('epochs')}; with --resume: the run's own].",
         show_default=False)] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Texts per training batch.")] = DEFAULTS.batch_size,
-    learning_rate: Annotated[float, typer.Option("--learning-rate", help="Adam learning rate.")] = DEFAULTS.learning_rate,
+    batch_size: Annotated[Optional[int], typer.Option(
+        "--batch-size", help=f"Texts per training batch [{_d('batch_size')}].", show_default=False)] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(
+        "--learning-rate", help=f"Adam learning rate [{_d('learning_rate')}].", show_default=False)] = None,
     patience: Annotated[Optional[int], typer.Option(
-        help=f"Stop after this many epochs without a lower validation loss [default: {DEFAULTS.patience}; "
+        help=f"Stop after this many epochs without a lower validation loss [{_d('patience')}; "
              "with --resume: the run's own].", show_default=False)] = None,
+    ngram_buckets: Annotated[Optional[int], typer.Option(
+        "--ngram-buckets", help=f"Hash buckets of the word-pair ids; 0: no word pairs [{_d('ngram_buckets')}].",
+        show_default=False)] = None,
     class_weight: Annotated[Optional[str], typer.Option(
         "--class-weight", help="'balanced': weight rows inversely to their label's frequency.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of weights and shuffling (same seed, same result).")] = DEFAULTS.seed,
+    batching: Annotated[str, typer.Option(
+        help="bucket: batch texts of similar length, pad each batch only to its longest text and mask the "
+             "padding (faster, same model); fixed: the recipe's padding of every text to --max-len, no masking. "
+             "flatten always uses fixed.")] = DEFAULTS.batching,
     vectors: Annotated[Optional[Path], typer.Option(
         help="Word vectors in word2vec text format (GloVe, fastText .vec) to initialise the embedding.",
         exists=True, dir_okay=False, readable=True)] = None,
     resume: Annotated[bool, typer.Option(
         "--resume", help="Continue the latest run (or --run) from its last completed epoch, with its settings.")] = False,
     run: Annotated[Optional[str], typer.Option("--run", help="Run id to continue with --resume.")] = None,
-    top_words: Annotated[int, typer.Option("--top-words", help="Vocabulary size, ids 0..top_words-1.")]
-        = DEFAULTS.top_words,
+    top_words: Annotated[Optional[int], typer.Option(
+        "--top-words", help=f"Vocabulary size, ids 0..top_words-1 [{_d('top_words')}].", show_default=False)] = None,
     min_df: Annotated[int, typer.Option("--min-df", help="Fewest training documents a token must occur in.")]
         = DEFAULTS.min_df,
-    max_len: Annotated[int, typer.Option("--max-len", help="Sequence length (START + ids) after padding.")]
-        = DEFAULTS.max_len,
+    max_len: Annotated[Optional[int], typer.Option(
+        "--max-len", help="Longest sequence (START + word ids); longer texts are cut. With --batching fixed every "
+                          f"text is padded to it [{_d('max_len')}].", show_default=False)] = None,
     padding: Annotated[str, typer.Option(help="Pad at the start (pre) or end (post).")] = DEFAULTS.padding,
     truncating: Annotated[str, typer.Option(help="Cut long texts at the start (pre) or end (post).")]
         = DEFAULTS.truncating,
@@ -156,7 +177,8 @@ def fit_command(
                 max_len=max_len, padding=padding, truncating=truncating, encoder=encoder, hash_buckets=hash_buckets,
                 arch=arch, embedding_dim=embedding_dim, units=units, dropout=dropout, epochs=epochs,
                 batch_size=batch_size, learning_rate=learning_rate, patience=patience, class_weight=class_weight,
-                seed=seed, vectors=vectors, resume=resume, run=run, progress=display,
+                ngram_buckets=ngram_buckets,
+                seed=seed, batching=batching, vectors=vectors, resume=resume, run=run, progress=display,
             )
         except KeyboardInterrupt:
             display.close()
