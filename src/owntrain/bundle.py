@@ -385,6 +385,13 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 # --------------------------------------------------------------------------- model card
 
 
+def _arch_line(model: Mapping[str, Any]) -> str:
+    emb = f"embedding {_count(model.get('vocab_size'))} x {model.get('embedding_dim')}"
+    if model.get("arch") == "ngram":
+        return f"the mean of the {emb} vectors of a text's word and word-pair ids"
+    return f"{emb}, {model.get('units')} units"
+
+
 def _encoder_line(pre: Mapping[str, Any], model: Mapping[str, Any]) -> str:
     buckets = int(pre.get("ngram_buckets") or 0)
     if pre.get("encoder") == "hash":
@@ -453,8 +460,8 @@ def model_card(*, run_id: str, labels: Mapping[str, Any], preprocessing: Mapping
                          f"{_metric(c.get('f1'))} | {c.get('support', 0):,} |")
         lines.append("")
     lines += ["## Model", "",
-              f"Architecture `{model.get('arch')}`: embedding {model.get('vocab_size')} x {model.get('embedding_dim')}, "
-              f"{model.get('units')} units, dropout {model.get('dropout')}, {model.get('parameters', 0):,} parameters. "
+              f"Architecture `{model.get('arch')}`: {_arch_line(model)}, "
+              f"dropout {model.get('dropout')}, {model.get('parameters', 0):,} parameters. "
               f"Trained {training.get('epochs', '?')} epoch(s) at most, batch {training.get('batch_size', '?')}, "
               f"learning rate {training.get('learning_rate', '?')}, seed {training.get('seed', '?')}.", ""]
     norm = preprocessing.get("normalization", {})
