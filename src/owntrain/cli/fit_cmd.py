@@ -111,7 +111,7 @@ def fit_command(
     arch: Annotated[str, typer.Option(
         help="Architecture: ngram (mean of word and hashed word-pair embeddings, fastText style: the most "
              "accurate and fastest), lstm (the recipe: Embedding(5000, 32) -> LSTM(100)), bilstm or flatten. "
-             "Settings marked [ngram | recipe] default per architecture.")] = DEFAULTS.arch,
+             "Options whose default reads 'ngram: X | recipe: Y' take the chosen architecture's.")] = DEFAULTS.arch,
     embedding_dim: Annotated[Optional[int], typer.Option(
         "--embedding-dim", help=f"Embedding size [{_d('embedding_dim')}, or the size of --vectors].",
         show_default=False)] = None,
