@@ -170,3 +170,29 @@ def test_auto_buckets_fit_the_training_split_and_rehash_exactly(make_workspace):
     second = fit(ws, embedding_dim=4, epochs=1, min_df=1, max_len=40, progress=again.append)
     assert second.encoding["ngram_buckets"] == buckets
     assert "Encoded splits read from the cache" in [e.message for e in again]
+
+
+@pytest.mark.slow
+def test_ngram_default_on_filmstarts_beats_the_majority_baseline_and_the_bundle_agrees(tmp_path):
+    """Real German reviews (../shared/data/filmstarts_de): ingest, the default fit, the bundle."""
+    from pathlib import Path
+
+    from owntrain.bundle import load_bundle
+    from owntrain.data import ingest
+    from owntrain.train import fit
+
+    src = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "filmstarts_de" / "reviews.csv"
+    if not src.is_file():
+        pytest.skip(f"filmstarts data not found at {src} (../shared/data beside the repository)")
+    ws = tmp_path / "ws"
+    ingest([src], workspace=ws, text_col="text", label_col="label")
+    result = fit(ws, lang="de")
+    assert result.model["arch"] == "ngram" and result.encoding["ngram_buckets"] >= 2**16
+    test = result.metrics["test"]
+    assert test["accuracy"] > result.metrics["baseline"]["accuracy"] + 0.05  # 0.72 majority; ~0.81 measured
+    import pandas as pd
+
+    df = pd.read_parquet(ws / "dataset.parquet")
+    part = df[df["split"] == "test"]
+    labels = load_bundle(result.bundle_dir).predict(part["text"].tolist()).labels
+    assert np.mean(np.array(labels) == part["label"].to_numpy()) == pytest.approx(test["accuracy"], abs=1e-6)
