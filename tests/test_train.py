@@ -331,7 +331,7 @@ def test_a_damaged_cache_file_is_rebuilt(make_workspace, count_tokenize):
     first = fit(ws, **tiny())
     (val_file,) = (ws / "cache").glob("encoded-*-validation.npz")
     val_file.write_bytes(b"not a zip file")
-    (enc_file,) = (ws / "cache").glob("fit-encoder-*.json")
+    (enc_file,) = (ws / "cache").glob("vocab-*.json")
     enc_file.write_text("{\"kind\": \"vocab\", ")
     count_tokenize.clear()
     events = []

@@ -58,7 +58,7 @@ from owntrain.archive import (  # noqa: F401 - also re-exported
     write_archive,
 )
 from owntrain.errors import BundleError, InputError, WorkspaceError
-from owntrain.fileio import _CHUNK, _pid_alive, remove_stale_temporaries  # noqa: F401 - also re-exported
+from owntrain.fileio import _CHUNK, _pid_alive, remove_stale_temporaries, sha256_file  # noqa: F401 - also re-exported
 from owntrain.predictor import Bundle, Predictions  # noqa: F401 - also re-exported
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -97,15 +97,6 @@ class BundleVersionWarning(UserWarning):
 
 
 # --------------------------------------------------------------------------- small helpers
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def manifest_digest(manifest: Mapping[str, Any]) -> str:

@@ -4,7 +4,8 @@ Tokenizing is the slow part of preparing a fit (spaCy on tens of thousands of te
 minutes); the ids it gives depend only on the encoding settings, the encoder and the dataset. So
 fit keeps, per split, the encoded sequences in ``encoded-<key>-<split>.npz`` (a flat int32 array of
 all ids plus int64 row offsets: compact, read without pickles) and its encoder in
-``fit-encoder-<key>.json``. A second fit of the same data and settings (another ``--arch``,
+``vocab-<key>.json`` (the file :func:`owntrain.encoding.workspace_encoder` reads and writes too,
+so ``owntrain vocab`` and fit share one vocabulary per dataset and settings). A second fit of the same data and settings (another ``--arch``,
 ``--epochs``, seed...) then tokenizes nothing.
 
 The keys hash everything that decides the content: for sequences, the whole
@@ -46,9 +47,9 @@ def encoder_sha256(encoder: "Encoder") -> str:
 
 
 def encoder_path(ws: "Workspace", settings: "EncodingSettings", dataset_sha: str) -> Path:
-    """Where fit caches the encoder built from this dataset's training split with these settings."""
+    """Where the encoder built from this dataset's training split with these settings is cached."""
     key = _digest({"format": CACHE_FORMAT, "encoder": settings.encoder_key(), "dataset_sha256": dataset_sha})
-    return ws.cache / f"fit-encoder-{key}.json"
+    return ws.cache / f"vocab-{key}.json"
 
 
 def read_encoder(path: Path) -> "Encoder | None":

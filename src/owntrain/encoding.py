@@ -7,8 +7,6 @@ them (``preprocessing.json``) beside the encoder (``vocab.json``) so scoring rep
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence, Union
@@ -17,6 +15,7 @@ import numpy as np
 
 from owntrain.config import DEFAULTS
 from owntrain.errors import InputError, WorkspaceError
+from owntrain.fileio import sha256_file
 from owntrain.text import TextSettings, tokenize
 from owntrain.vocab import BigramHasher, HashEncoder, Vocabulary, _check_int, read_json
 
@@ -26,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 Encoder = Union[Vocabulary, HashEncoder]
 ENCODERS: tuple[str, ...] = ("vocab", "hash")
 SIDES: tuple[str, ...] = ("pre", "post")
-CACHE_FORMAT = 1
 
 
 @dataclass(frozen=True)
@@ -196,15 +194,6 @@ def load_encoder(path: str | Path) -> Encoder:
     return encoder_from_dict(read_json(Path(path)))
 
 
-def file_sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file's content."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def read_split_texts(dataset: Path, split: str = "train") -> list[str]:
     """The ``text`` column of the rows of ``split`` in a workspace's ``dataset.parquet``."""
     import pyarrow.compute as pc
@@ -223,20 +212,19 @@ def read_split_texts(dataset: Path, split: str = "train") -> list[str]:
 def workspace_encoder(workspace: "Workspace", settings: EncodingSettings, *, n_process: int = 1) -> Encoder:
     """The encoder for a workspace's training split, cached under ``workspace.cache``.
 
-    The cache file is keyed by the settings that decide the encoder and the SHA-256 of
-    ``dataset.parquet``, so a new ingest or other settings build a new vocabulary.
+    The cache file (:func:`owntrain.cache.encoder_path`, the one fit uses too) is keyed by the
+    settings that decide the encoder and the SHA-256 of ``dataset.parquet``, so a new ingest or
+    other settings build a new vocabulary.
     """
+    from owntrain import cache
+
     if settings.encoder == "hash":
         return HashEncoder(settings.hash_buckets)
     dataset = workspace.require_dataset()
-    key_source = {"format": CACHE_FORMAT, "settings": settings.encoder_key(), "dataset_sha256": file_sha256(dataset)}
-    key = hashlib.sha256(json.dumps(key_source, sort_keys=True).encode("utf-8")).hexdigest()[:20]
-    cache_file = workspace.cache / f"vocab-{key}.json"
-    if cache_file.is_file():
-        try:
-            return Vocabulary.load(cache_file)
-        except InputError:
-            pass  # a damaged cache file is rebuilt below
+    cache_file = cache.encoder_path(workspace, settings, sha256_file(dataset))
+    cached = cache.read_encoder(cache_file)
+    if cached is not None and cached.kind == settings.encoder:
+        return cached  # a damaged file reads as None and is rebuilt below
     texts = read_split_texts(dataset, "train")
     if not texts:
         raise WorkspaceError(
@@ -244,7 +232,7 @@ def workspace_encoder(workspace: "Workspace", settings: EncodingSettings, *, n_p
             "vocabulary from. Run `owntrain ingest` again with more data or a split column that has 'train' rows."
         )
     vocab = build_encoder(texts, settings, n_process=n_process)
-    vocab.save(cache_file)
+    cache.write_encoder(cache_file, vocab)
     return vocab
 
 

@@ -1,4 +1,4 @@
-"""Small file helpers the bundle and archive modules share: the copy chunk size and stale temporaries.
+"""Small file helpers shared across owntrain: a file's SHA-256, the copy chunk size and stale temporaries.
 
 A write that must not leave half a file goes to ``.<name>.tmp-<pid>-<hex>`` beside its target and
 is renamed into place; a temporary left by an owntrain process that was killed is removed the
@@ -7,12 +7,22 @@ next time something is written there (:func:`remove_stale_temporaries`).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
 from pathlib import Path
 
 _CHUNK = 1 << 20
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _pid_alive(pid: int) -> bool:

@@ -21,6 +21,7 @@ import numpy as np
 
 from owntrain.config import DEFAULTS
 from owntrain.errors import InputError
+from owntrain.model import bucket_length
 
 if TYPE_CHECKING:  # pragma: no cover
     import keras
@@ -209,7 +210,7 @@ class Bundle:
             raw = self._fn(mode)(self._pad(chunk, max_len))
         elif mode == "masked":
             longest = max(len(s) for s in chunk)
-            raw = self._fn(mode)(self._pad(chunk, min(max_len, -(-longest // 16) * 16)))
+            raw = self._fn(mode)(self._pad(chunk, bucket_length(longest, max_len)))
         else:
             assert self._plan is not None
             raw = self._plan.run(self._fn(mode), chunk)

@@ -28,7 +28,6 @@ weights and metrics (Keras seeding, TensorFlow op determinism, stateless per-epo
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import os
@@ -41,6 +40,7 @@ import numpy as np
 
 from owntrain.config import DEFAULTS, NGRAM_BUCKETS_MAX, NGRAM_BUCKETS_MIN, arch_defaults
 from owntrain.errors import InputError, ValidationError, WorkspaceError
+from owntrain.fileio import sha256_file
 from owntrain.workspace import Workspace, write_json_atomic
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -186,14 +186,6 @@ def _new_run_dir(ws: Workspace) -> RunPaths:
             continue
         return RunPaths(ws.runs / name)
     raise WorkspaceError(f"Could not create a new run folder in {ws.runs}/.")  # pragma: no cover
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
@@ -353,7 +345,7 @@ def fit(
 
     df = pd.read_parquet(ws.dataset, columns=["text", "label", "split"])
     labels = ws.labels()
-    dataset_sha = file_sha256(ws.dataset)
+    dataset_sha = sha256_file(ws.dataset)
 
     if resume:
         paths = _pick_run(ws, run, finished=False)
@@ -464,18 +456,15 @@ def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, noti
         raise InputError(f"Word-vector file {vectors} not found. Pass --vectors with a word2vec text file.")
     if vectors is not None and encoding["encoder"] != "vocab":
         raise InputError("--vectors needs the vocabulary encoder (--encoding vocab): hashed ids have no words to look up.")
-    if encoding.get("ngram_buckets") == "auto":  # the most buckets first; fewer once the data is counted
+    auto_buckets = encoding.get("ngram_buckets") == "auto"
+    if auto_buckets:  # the most buckets first; fewer once the training split is counted
         encoding = {**encoding, "ngram_buckets": NGRAM_BUCKETS_MAX}
-        encoding_auto = True
-    else:
-        encoding_auto = False
     enc_settings = EncodingSettings(text=TextSettings(**text), **encoding)
     ModelSpec(arch=model["arch"], vocab_size=INDEX_FROM + 1, n_classes=max(2, len(labels)),  # checks units, dropout
               embedding_dim=model["embedding_dim"] or DEFAULTS.embedding_dim, units=model["units"],
               dropout=model["dropout"], max_len=enc_settings.seq_len)
     _validate_split(df, labels, ws)
 
-    auto_buckets = encoding_auto
     enc, train_seqs = _fit_encoder(ws, df, enc_settings, dataset_sha, notify)
     if auto_buckets:
         enc_settings, train_seqs = _fit_ngram_buckets(ws, df, enc_settings, enc, dataset_sha, notify, train_seqs)
@@ -566,17 +555,10 @@ def _fit_ngram_buckets(ws: Workspace, df: Any, settings: Any, enc: Any, dataset_
     from dataclasses import replace
 
     from owntrain import cache
-    from owntrain.encoding import encode_texts
 
     offset = int(enc.size)
     if train_seqs is None:
-        texts = df[df["split"] == "train"]["text"].tolist()
-        path = cache.encoded_path(ws, settings, enc, dataset_sha, "train")
-        train_seqs = cache.read_encoded(path, n_rows=len(texts), id_limit=settings.input_dim(enc), max_len=settings.seq_len)
-        if train_seqs is None:
-            notify(FitProgress("encode", f"Encoding {len(texts):,} train texts"))
-            train_seqs = encode_texts(texts, settings, enc) if texts else []
-            cache.write_encoded(path, train_seqs)
+        train_seqs, _ = _split_sequences(ws, df, settings, enc, dataset_sha, "train", notify)
     flat = np.concatenate(train_seqs) if train_seqs else np.zeros(0, dtype=np.int32)
     distinct = int(np.unique(flat[flat >= offset]).size)
     buckets = NGRAM_BUCKETS_MIN
@@ -586,9 +568,7 @@ def _fit_ngram_buckets(ws: Workspace, df: Any, settings: Any, enc: Any, dataset_
         return settings, train_seqs
     notify(FitProgress("encode", f"{distinct:,} distinct word pairs in the training split: {buckets:,} bigram buckets"))
     final = replace(settings, ngram_buckets=buckets)
-    final_path = cache.encoded_path(ws, final, enc, dataset_sha, "train")
-    if cache.read_encoded(final_path, n_rows=len(train_seqs), id_limit=final.input_dim(enc),
-                          max_len=final.seq_len) is not None:
+    if _cached_split(ws, final, enc, dataset_sha, "train", len(train_seqs)) is not None:
         return final, None  # an earlier fit cached them: read with the other splits
     rehashed = []
     for seq in train_seqs:
@@ -596,34 +576,49 @@ def _fit_ngram_buckets(ws: Workspace, df: Any, settings: Any, enc: Any, dataset_
         pairs = out >= offset
         out[pairs] = offset + (out[pairs] - offset) % buckets
         rehashed.append(out)
-    cache.write_encoded(final_path, rehashed)
+    cache.write_encoded(cache.encoded_path(ws, final, enc, dataset_sha, "train"), rehashed)
     return final, rehashed
 
 
 def _encode_splits(ws: Workspace, df: Any, settings: Any, enc: Any, dataset_sha: str, notify: ProgressFn,
                    train_seqs: list[np.ndarray] | None) -> dict[str, list[np.ndarray]]:
     """Each split's unpadded sequences (START + ids, truncated), from the cache where possible."""
-    from owntrain import cache
-    from owntrain.encoding import encode_texts
-
     out: dict[str, list[np.ndarray]] = {}
     all_cached = train_seqs is None
     for name in ("train", "validation", "test"):
         if name == "train" and train_seqs is not None:
             out[name] = train_seqs
             continue
-        texts = df[df["split"] == name]["text"].tolist()
-        path = cache.encoded_path(ws, settings, enc, dataset_sha, name)
-        seqs = cache.read_encoded(path, n_rows=len(texts), id_limit=settings.input_dim(enc), max_len=settings.seq_len)
-        if seqs is None:
-            all_cached = False
-            notify(FitProgress("encode", f"Encoding {len(texts):,} {name} texts"))
-            seqs = encode_texts(texts, settings, enc) if texts else []
-            cache.write_encoded(path, seqs)
-        out[name] = seqs
+        out[name], cached = _split_sequences(ws, df, settings, enc, dataset_sha, name, notify)
+        all_cached = all_cached and cached
     if all_cached:
         notify(FitProgress("encode", "Encoded splits read from the cache"))
     return out
+
+
+def _split_sequences(ws: Workspace, df: Any, settings: Any, enc: Any, dataset_sha: str, name: str,
+                     notify: ProgressFn) -> tuple[list[np.ndarray], bool]:
+    """One split's sequences, from the cache or encoded now (and cached); and whether the cache had them."""
+    from owntrain import cache
+    from owntrain.encoding import encode_texts
+
+    texts = df[df["split"] == name]["text"].tolist()
+    seqs = _cached_split(ws, settings, enc, dataset_sha, name, len(texts))
+    if seqs is not None:
+        return seqs, True
+    notify(FitProgress("encode", f"Encoding {len(texts):,} {name} texts"))
+    seqs = encode_texts(texts, settings, enc) if texts else []
+    cache.write_encoded(cache.encoded_path(ws, settings, enc, dataset_sha, name), seqs)
+    return seqs, False
+
+
+def _cached_split(ws: Workspace, settings: Any, enc: Any, dataset_sha: str, name: str,
+                  n_rows: int) -> list[np.ndarray] | None:
+    """The cached sequences of split ``name`` for these settings, or None (missing or not fitting)."""
+    from owntrain import cache
+
+    return cache.read_encoded(cache.encoded_path(ws, settings, enc, dataset_sha, name), n_rows=n_rows,
+                              id_limit=settings.input_dim(enc), max_len=settings.seq_len)
 
 
 def _versions() -> dict[str, str]:

@@ -229,6 +229,15 @@ class Vocabulary:
         return f"Vocabulary(size={self.size}, top_words={self.top_words}, min_df={self.min_df}, n_docs={self.n_docs})"
 
 
+def token_hash64(token: str) -> int:
+    """The stable 64-bit hash of a token: BLAKE2b of its UTF-8, little-endian (``blake2b-64-le``).
+
+    The same in every process and on every machine, unlike Python's ``hash()``. surrogatepass: a
+    token holding a lone surrogate hashes too (valid text hashes as plain UTF-8).
+    """
+    return int.from_bytes(hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
+
+
 class HashEncoder:
     """Ids from a stable hash of each token: no stored vocabulary (the recipe's Keras ``one_hot``).
 
@@ -254,9 +263,7 @@ class HashEncoder:
         """The id of one token, in ``4 .. buckets-1``."""
         i = self._memo.get(token)
         if i is None:
-            # surrogatepass: a token holding a lone surrogate hashes too (valid text hashes as plain UTF-8)
-            digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-            i = INDEX_FROM + int.from_bytes(digest, "little") % (self.buckets - INDEX_FROM)
+            i = INDEX_FROM + token_hash64(token) % (self.buckets - INDEX_FROM)
             if len(self._memo) >= self._MEMO_LIMIT:
                 self._memo.clear()
             self._memo[token] = i
@@ -320,8 +327,7 @@ class BigramHasher:
     def _token_hash(self, token: str) -> int:
         h = self._memo.get(token)
         if h is None:
-            digest = hashlib.blake2b(token.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-            h = int.from_bytes(digest, "little")
+            h = token_hash64(token)
             if len(self._memo) >= self._MEMO_LIMIT:
                 self._memo.clear()
             self._memo[token] = h
