@@ -31,7 +31,7 @@ import pytest
 from conftest import synthetic_rows, write_workspace
 from owntrain.bundle import export_archive, inspect_bundle, load_bundle, unpack_archive
 from owntrain.errors import BundleError
-from test_bundle import rewrite_manifest
+from test_bundle import rewrite_manifest, rewrite_model_members
 
 TINY = dict(max_len=40, embedding_dim=8, units=8, epochs=1, batch_size=32, learning_rate=1e-2, min_df=1, ngram_buckets=256)
 
@@ -101,14 +101,7 @@ def test_a_pickle_posing_as_a_listed_json_file_is_refused(copy: Path, trap, name
 
 def test_a_pickle_posing_as_the_model_weights_is_refused(copy: Path, trap):
     payload, marker = trap
-    path = copy / "model.keras"
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    members["model.weights.h5"] = payload
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, data in members.items():
-            zf.writestr(n, data)
-    rewrite_manifest(copy)
+    rewrite_model_members(copy, lambda members: members.update({"model.weights.h5": payload}))
     with pytest.raises(BundleError, match="could not be loaded safely"):
         load_bundle(copy)
     assert not marker.exists()
@@ -193,17 +186,13 @@ def test_changed_weights_inside_a_tar_gz_are_refused(bundle_dir: Path, tmp_path:
 
 
 def _edit_dense(copy: Path, edit) -> None:
-    path = copy / "model.keras"
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    config = json.loads(members["config.json"])
-    dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
-    edit(dense["config"])
-    members["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for n, data in members.items():
-            zf.writestr(n, data)
-    rewrite_manifest(copy)
+    def edit_config(members: dict) -> None:
+        config = json.loads(members["config.json"])
+        dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
+        edit(dense["config"])
+        members["config.json"] = json.dumps(config).encode()
+
+    rewrite_model_members(copy, edit_config)
 
 
 _EVIL_CALLS: list = []

@@ -60,6 +60,19 @@ def copy(trained: Trained, tmp_path: Path) -> Path:
     return Path(shutil.copytree(trained.bundle, tmp_path / "bundle"))
 
 
+def rewrite_model_members(folder: Path, edit) -> None:
+    """Rewrite the bundle's model.keras with ``edit(members)`` applied to its {name: bytes} members,
+    then the manifest's hashes, as an attacker who also forges the manifest would."""
+    path = folder / "model.keras"
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    edit(members)
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    rewrite_manifest(folder)
+
+
 def rewrite_manifest(folder: Path, edit=None, *, rehash: bool = True, redigest: bool = True) -> dict:
     """Edit manifest.json: apply ``edit``, optionally recompute the file hashes and the digest."""
     path = folder / "manifest.json"
@@ -303,17 +316,13 @@ def test_a_model_with_a_lambda_layer_is_refused(copy: Path):
 
 
 def test_a_model_with_a_custom_object_is_refused(copy: Path):
-    path = copy / "model.keras"
-    with zipfile.ZipFile(path) as zf:
-        members = {n: zf.read(n) for n in zf.namelist()}
-    config = json.loads(members["config.json"])
-    dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
-    dense.update(module="mypkg.layers", registered_name="mypkg>Dense")
-    members["config.json"] = json.dumps(config).encode()
-    with zipfile.ZipFile(path, "w") as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    rewrite_manifest(copy)
+    def custom_dense(members: dict) -> None:
+        config = json.loads(members["config.json"])
+        dense = next(layer for layer in config["config"]["layers"] if layer["class_name"] == "Dense")
+        dense.update(module="mypkg.layers", registered_name="mypkg>Dense")
+        members["config.json"] = json.dumps(config).encode()
+
+    rewrite_model_members(copy, custom_dense)
     with pytest.raises(BundleError, match="custom object 'mypkg>Dense' from module 'mypkg.layers'"):
         load_bundle(copy)
     assert not inspect_bundle(copy).ok
