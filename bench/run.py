@@ -572,6 +572,25 @@ def _checks(rows: list[dict[str, Any]]) -> list[str]:
         verdict = "beats" if best["accuracy"] > base["accuracy"] else "does not beat"
         lines.append(f"- {task}: best owntrain row ({best['title']}) {best['accuracy']:.3f} {verdict} TF-IDF + LR "
                      f"{base['accuracy']:.3f} ({best['accuracy'] - base['accuracy']:+.3f})")
+    lines += _one_system_checks(ok, tasks)
+    return lines
+
+
+def _one_system_checks(ok: dict[tuple[str, str], dict[str, Any]], tasks: list[str]) -> list[str]:
+    """Which single owntrain row beats TF-IDF + LR on every task of this run, and its IMDB accuracy (target 0.91)."""
+    compared = [t for t in tasks if (t, "tfidf-lr") in ok]
+    names = list(dict.fromkeys(name for (_, name) in ok if name.startswith("owntrain")))
+    if not compared or not names:
+        return []
+    everywhere = [n for n in names if all((t, n) in ok and ok[(t, n)]["accuracy"] > ok[(t, "tfidf-lr")]["accuracy"]
+                                          for t in compared)]
+    titles = ", ".join(ok[(compared[0], n)]["title"] for n in everywhere) or "none"
+    lines = [f"- One owntrain row beating TF-IDF + LR on all {len(compared)} tasks of this run: {titles}"]
+    for n in everywhere:
+        if ("imdb", n) in ok:
+            acc = ok[("imdb", n)]["accuracy"]
+            lines.append(f"- IMDB accuracy of {ok[('imdb', n)]['title']}: {acc:.3f} (target at least 0.91: "
+                         f"{'met' if acc >= 0.91 else 'not met'})")
     return lines
 
 

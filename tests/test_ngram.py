@@ -146,7 +146,7 @@ def test_auto_buckets_fit_the_training_split_and_rehash_exactly(make_workspace):
     ws = make_workspace(("neg", "pos"), 300)
     events = []
     result = fit(ws, embedding_dim=4, epochs=1, min_df=1, max_len=40, progress=events.append)  # the default arch
-    assert result.model["arch"] == "ngram"
+    assert result.model["arch"] == "nbngram"
     buckets = result.encoding["ngram_buckets"]
     assert NGRAM_BUCKETS_MIN <= buckets < NGRAM_BUCKETS_MAX and buckets & (buckets - 1) == 0
     assert any("bigram buckets" in e.message for e in events)
@@ -173,7 +173,7 @@ def test_auto_buckets_fit_the_training_split_and_rehash_exactly(make_workspace):
 
 
 @pytest.mark.slow
-def test_ngram_default_on_filmstarts_beats_the_majority_baseline_and_the_bundle_agrees(tmp_path):
+def test_the_default_on_filmstarts_beats_the_majority_baseline_and_the_bundle_agrees(tmp_path):
     """Real German reviews (../shared/data/filmstarts_de): ingest, the default fit, the bundle."""
     from pathlib import Path
 
@@ -187,9 +187,9 @@ def test_ngram_default_on_filmstarts_beats_the_majority_baseline_and_the_bundle_
     ws = tmp_path / "ws"
     ingest([src], workspace=ws, text_col="text", label_col="label")
     result = fit(ws, lang="de")
-    assert result.model["arch"] == "ngram" and result.encoding["ngram_buckets"] >= 2**16
+    assert result.model["arch"] == "nbngram" and result.encoding["ngram_buckets"] >= 2**16
     test = result.metrics["test"]
-    assert test["accuracy"] > result.metrics["baseline"]["accuracy"] + 0.05  # 0.72 majority; ~0.81 measured
+    assert test["accuracy"] > result.metrics["baseline"]["accuracy"] + 0.05  # 0.72 majority; ~0.86 measured
     import pandas as pd
 
     df = pd.read_parquet(ws / "dataset.parquet")

@@ -3,10 +3,18 @@
 The output is one sigmoid unit with binary cross-entropy for two classes, a softmax with sparse
 categorical cross-entropy for three or more. Architectures (``--arch``):
 
-``ngram`` (the default)
+``nbngram`` (the default)
+    ``ngram`` plus, for two classes, a naive-Bayes-weighted linear term over the same ids (NBSVM
+    style, Wang & Manning 2012): each word or bigram id ``i`` carries a fixed log-count ratio
+    ``r_i`` (:func:`nb_log_ratios`, computed from the training split when fit starts, then frozen)
+    and a trained weight ``w_i`` (L2-regularised, :data:`NB_C`); the text's logit is the ngram
+    head's plus ``sum_i r_i * w_i`` over its ids. The ratios are per-id statistics like any other
+    weight: no text or word is stored. With three or more classes the term is left out (one-vs-rest
+    ratios lost to plain ngram on the validation split of the 5-star task), so nbngram is ngram.
+``ngram``
     fastText-style: Embedding of the word ids and the hashed word-bigram ids the encoding appends
     (``EncodingSettings.ngram_buckets``) -> masked mean -> Dropout -> Dense. Order-free, so it
-    trains in seconds per epoch; the most accurate built-in model on every benchmark task.
+    trains in seconds per epoch.
 ``lstm``
     Embedding -> LSTM(units) -> Dense: the recipe (``Embedding(5000, 32) -> LSTM(100)`` with the
     recipe's settings, :data:`owntrain.config.RECIPE_SETTINGS`).
@@ -49,7 +57,15 @@ if TYPE_CHECKING:  # pragma: no cover
     import keras
     import tensorflow as tf
 
-ARCHS: tuple[str, ...] = ("ngram", "lstm", "bilstm", "flatten")
+ARCHS: tuple[str, ...] = ("nbngram", "ngram", "lstm", "bilstm", "flatten")
+NGRAM_ARCHS: tuple[str, ...] = ("nbngram", "ngram")
+"""The architectures fed word ids followed by hashed bigram ids (``EncodingSettings.ngram_buckets``)."""
+
+# The naive-Bayes term's regularisation, as liblinear's C: the L2 penalty on its weights is
+# 1 / (2 * C * training rows) per squared weight (Keras adds it to the mean loss). Chosen once on
+# the validation splits of the two-class benchmark tasks (C 0.1, 0.3, 1); see bench/README.md.
+NB_C = 0.3
+NB_ALPHA = 1.0  # add-one smoothing of the per-class document counts in the log-count ratios
 
 
 def import_tensorflow_quietly() -> None:
@@ -124,11 +140,15 @@ def build_model(
     learning_rate: float,
     embedding_matrix: np.ndarray | None = None,
     mask_zero: bool = False,
+    nb_ratios: np.ndarray | None = None,
+    nb_l2: float = 0.0,
 ) -> "keras.Model":
     """The compiled Keras model for ``spec`` (Adam at ``learning_rate``).
 
     ``embedding_matrix`` (``vocab_size x embedding_dim``) initialises the embedding, e.g. from word
     vectors. ``mask_zero`` masks padding (id 0) for variable-length batches; the recipe does not.
+    ``nb_ratios`` (``vocab_size``, from :func:`nb_log_ratios`) and ``nb_l2`` (:func:`nb_l2`) are the
+    naive-Bayes term of a two-class ``nbngram`` model; it needs them.
     Seed Keras (``keras.utils.set_random_seed``) before calling for reproducible initial weights.
     """
     import keras
@@ -149,12 +169,14 @@ def build_model(
         emb_kwargs["embeddings_initializer"] = keras.initializers.Constant(embedding_matrix.astype("float32"))
 
     inputs = keras.Input(shape=(seq_len,), dtype="int32", name="ids")
-    if spec.arch == "ngram":
+    if spec.arch in NGRAM_ARCHS:
         # fastText-style: the mean of the word and bigram embeddings of a text (padding masked).
         x = layers.Embedding(spec.vocab_size, spec.embedding_dim, mask_zero=True, name="embedding", **emb_kwargs)(inputs)
         x = layers.GlobalAveragePooling1D(name="mean")(x)
         if spec.dropout > 0:
             x = layers.Dropout(spec.dropout, name="output_dropout")(x)
+        if spec.arch == "nbngram" and spec.binary:
+            return _compile_nb_head(keras, spec, inputs, x, learning_rate, nb_ratios, nb_l2)
         return _compile_head(keras, spec, inputs, x, learning_rate)
     x = layers.Embedding(spec.vocab_size, spec.embedding_dim, mask_zero=mask_zero, name="embedding", **emb_kwargs)(inputs)
     if spec.dropout > 0:
@@ -182,6 +204,60 @@ def _compile_head(keras: Any, spec: ModelSpec, inputs: Any, x: Any, learning_rat
     model = keras.Model(inputs, outputs, name=f"owntrain_{spec.arch}")
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss=loss, metrics=["accuracy"])
     return model
+
+
+def _compile_nb_head(keras: Any, spec: ModelSpec, inputs: Any, x: Any, learning_rate: float,
+                     nb_ratios: np.ndarray | None, nb_l2: float) -> "keras.Model":
+    """nbngram's two-class output: sigmoid(Dense(x) + sum over the text's ids of r_i * w_i)."""
+    if nb_ratios is None:
+        raise InputError("An nbngram model needs its naive-Bayes ratios (model.nb_log_ratios of the training split).")
+    ratios = np.asarray(nb_ratios, dtype="float32").reshape(-1, 1)
+    if ratios.shape[0] != spec.vocab_size:
+        raise InputError(f"nb_ratios has {ratios.shape[0]} rows, expected vocab_size {spec.vocab_size}.")
+    if not nb_l2 >= 0:
+        raise InputError(f"nb_l2 must be at least 0, got {nb_l2!r}.")
+    layers = keras.layers
+    # Zeros first, the ratios set below: a Constant initialiser would copy them into config.json.
+    ratio_layer = layers.Embedding(spec.vocab_size, 1, embeddings_initializer="zeros", trainable=False, name="nb_ratio")
+    r = ratio_layer(inputs)
+    w = layers.Embedding(spec.vocab_size, 1, embeddings_initializer="zeros",
+                         embeddings_regularizer=keras.regularizers.L2(float(nb_l2)) if nb_l2 > 0 else None,
+                         name="nb_weight")(inputs)
+    # Dot over the sequence axis: sum_i r_i * w_i (padding, id 0, has r_0 = 0 and adds nothing)
+    nb = layers.Flatten(name="nb_sum")(layers.Dot(axes=1, name="nb_dot")([r, w]))
+    logit = layers.Add(name="logit")([layers.Dense(1, name="output_dense")(x), nb])
+    outputs = layers.Activation("sigmoid", name="output")(logit)
+    model = keras.Model(inputs, outputs, name=f"owntrain_{spec.arch}")
+    ratio_layer.set_weights([ratios])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def nb_log_ratios(seqs: "Sequence[np.ndarray] | np.ndarray", y: np.ndarray, vocab_size: int, *,
+                  alpha: float = NB_ALPHA) -> np.ndarray:
+    """Naive-Bayes log-count ratios of every id for a two-class training split (float32, ``vocab_size``).
+
+    ``r_i = log((p_i / |p|_1) / (q_i / |q|_1))`` with ``p_i`` (``q_i``) the number of class-1
+    (class-0) texts holding id ``i``, plus ``alpha``. Positive ids lean to class 1. An id absent
+    from the split keeps its weight at 0 in training, so its ratio never counts. Row 0 (padding) is 0. ``seqs`` are unpadded id arrays or a padded matrix.
+    """
+    y = np.asarray(y)
+    counts = np.zeros((2, vocab_size), dtype=np.float64)
+    for k in (0, 1):
+        rows = [np.unique(seqs[i]) for i in np.flatnonzero(y == k)]
+        if rows:
+            counts[k] = np.bincount(np.concatenate(rows), minlength=vocab_size)[:vocab_size]
+    p, q = counts[1] + alpha, counts[0] + alpha
+    p[0] = q[0] = 1.0  # padding: in no total (a padded matrix gives the ratios of its unpadded rows), ratio 0
+    r = np.log(p / (p.sum() - 1.0)) - np.log(q / (q.sum() - 1.0))
+    r[0] = 0.0
+    return r.astype("float32")
+
+
+def nb_l2(n_train: int, c: float = NB_C) -> float:
+    """The L2 factor of the naive-Bayes weights for ``n_train`` training rows: 1 / (2 C n)."""
+    return 1.0 / (2.0 * float(c) * max(1, int(n_train)))
 
 
 def load_model(path: str | Path) -> "keras.Model":

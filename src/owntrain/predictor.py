@@ -278,13 +278,17 @@ def _as_class_probabilities(raw: np.ndarray) -> np.ndarray:
 
 
 def _masks_padding(model: "keras.Model") -> bool:
-    """True when the model accepts any sequence length and its embeddings mask id 0."""
+    """True when the model accepts any sequence length and an embedding masks id 0.
+
+    nbngram's naive-Bayes embeddings do not mask (padding's ratio is 0, so it adds nothing);
+    the predictor's ``_reproduces_fixed`` checks the result either way before masked batches are used.
+    """
     try:
         shape = model.inputs[0].shape
         if len(shape) != 2 or shape[1] is not None:
             return False
         embeddings = [layer for layer in model.layers if layer.__class__.__name__ == "Embedding"]
-        return bool(embeddings) and all(getattr(layer, "mask_zero", False) for layer in embeddings)
+        return any(getattr(layer, "mask_zero", False) for layer in embeddings)
     except (AttributeError, IndexError, TypeError):  # pragma: no cover - unusual models keep fixed length
         return False
 

@@ -308,7 +308,7 @@ def fit(
 ) -> FitResult:
     """Train a classifier on the workspace's training split and evaluate it on its test split.
 
-    The default architecture is ``ngram`` (see :mod:`owntrain.model`); ``arch="lstm"`` is the
+    The default architecture is ``nbngram`` (see :mod:`owntrain.model`); ``arch="lstm"`` is the
     recipe. Settings left as None (``top_words``, ``max_len``, ``embedding_dim``, ``dropout``,
     ``epochs``, ``batch_size``, ``learning_rate``, ``patience``, ``ngram_buckets``) take the
     architecture's defaults, :func:`owntrain.config.arch_defaults`: the recipe's for lstm, bilstm
@@ -676,7 +676,13 @@ def _train_and_evaluate(ws: Workspace, df: Any, labels: list[str], settings: dic
     else:
         matrix_path = paths.root / "initial_embedding.npy"
         matrix = np.load(matrix_path) if matrix_path.is_file() else None
-        model = build_model(spec, learning_rate=float(tr["learning_rate"]), embedding_matrix=matrix, mask_zero=bucket)
+        nb: dict[str, Any] = {}
+        if spec.arch == "nbngram" and spec.binary:  # the naive-Bayes term's ratios, from the training split
+            from owntrain.model import nb_l2, nb_log_ratios
+
+            nb = dict(nb_ratios=nb_log_ratios(x_train, y_train, spec.vocab_size), nb_l2=nb_l2(len(y_train)))
+        model = build_model(spec, learning_rate=float(tr["learning_rate"]), embedding_matrix=matrix, mask_zero=bucket,
+                            **nb)
 
     if to_train:
         sample_weight = None

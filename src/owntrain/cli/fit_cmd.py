@@ -99,19 +99,20 @@ def format_fit_summary(result: Any) -> str:
 
 
 def _d(knob: str) -> str:
-    """The help text's default of an architecture-dependent setting: ``ngram: X | recipe: Y``."""
-    ngram, recipe = arch_defaults("ngram")[knob], arch_defaults("lstm")[knob]
-    return f"default ngram: {ngram:g} | recipe: {recipe:g}" if isinstance(ngram, float) or isinstance(recipe, float) \
-        else f"default ngram: {ngram} | recipe: {recipe}"
+    """The help text's default of an architecture-dependent setting: ``nbngram, ngram: X | recipe: Y``."""
+    ngram, recipe = arch_defaults("nbngram")[knob], arch_defaults("lstm")[knob]
+    return f"default nbngram, ngram: {ngram:g} | recipe: {recipe:g}" if isinstance(ngram, float) or isinstance(recipe, float) \
+        else f"default nbngram, ngram: {ngram} | recipe: {recipe}"
 
 
 @app.command("fit")
 def fit_command(
     lang: Annotated[str, typer.Option(help="spaCy language code of the texts, e.g. en, de, fr, xx.")] = DEFAULTS.lang,
     arch: Annotated[str, typer.Option(
-        help="Architecture: ngram (mean of word and hashed word-pair embeddings, fastText style: the most "
-             "accurate and fastest), lstm (the recipe: Embedding(5000, 32) -> LSTM(100)), bilstm or flatten. "
-             "Options whose default reads 'ngram: X | recipe: Y' take the chosen architecture's.")] = DEFAULTS.arch,
+        help="Architecture: nbngram (ngram plus, for two classes, a naive-Bayes-weighted linear term over the same "
+             "ids: the most accurate), ngram (mean of word and hashed word-pair embeddings, fastText style), lstm "
+             "(the recipe: Embedding(5000, 32) -> LSTM(100)), bilstm or flatten. Options whose default reads "
+             "'nbngram, ngram: X | recipe: Y' take the chosen architecture's.")] = DEFAULTS.arch,
     embedding_dim: Annotated[Optional[int], typer.Option(
         "--embedding-dim", help=f"Embedding size [{_d('embedding_dim')}, or the size of --vectors].",
         show_default=False)] = None,
