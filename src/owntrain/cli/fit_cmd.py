@@ -116,7 +116,7 @@ def fit_command(
     embedding_dim: Annotated[Optional[int], typer.Option(
         "--embedding-dim", help=f"Embedding size [{_d('embedding_dim')}, or the size of --vectors].",
         show_default=False)] = None,
-    units: Annotated[int, typer.Option(help="LSTM units (flatten: hidden Dense units; ngram: unused).")] = DEFAULTS.units,
+    units: Annotated[int, typer.Option(help="LSTM units (flatten: hidden Dense units; nbngram, ngram: unused).")] = DEFAULTS.units,
     dropout: Annotated[Optional[float], typer.Option(
         help=f"Dropout before the output (lstm, bilstm, flatten: also after the embedding); 0: none [{_d('dropout')}].",
         show_default=False)] = None,
