@@ -158,3 +158,30 @@ def test_nbngram_with_three_classes_fits_as_ngram(make_workspace):
     assert result.model["arch"] == "nbngram" and "nb_ratio" not in names
     card = (result.bundle_dir / "MODEL_CARD.md").read_text()
     assert "naive-Bayes" not in card
+
+
+def test_early_stopping_watches_the_validation_cross_entropy_without_the_weight_penalty(make_workspace):
+    import pandas as pd
+
+    from owntrain.encoding import EncodingSettings, encode_texts, encoder_from_dict
+    from owntrain.model import load_model, predict_proba
+    from owntrain.train import fit
+
+    ws = make_workspace(("neg", "pos"), 300)
+    result = fit(ws, **SMALL)
+    settings = json.loads((result.run_dir / "settings.json").read_text())
+    assert settings["training"]["early_stopping"] == "val_log_loss"
+    history = result.history
+    assert all(plain < loss for plain, loss in zip(history["val_log_loss"], history["val_loss"]))
+    best = result.best_epoch
+    assert history["val_log_loss"][best - 1] == min(history["val_log_loss"])
+    # the logged value is the plain cross-entropy of the best model on the validation split
+    df = pd.read_parquet(ws / "dataset.parquet")
+    val = df[df["split"] == "validation"]
+    enc_settings = EncodingSettings.from_dict(result.encoding)
+    seqs = encode_texts(val["text"].tolist(), enc_settings, encoder_from_dict(result.encoder))
+    p = predict_proba(load_model(result.model_path), seqs, batch_size=256, max_len=enc_settings.seq_len)[:, 1]
+    y = (val["label"] == "pos").to_numpy()
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    xent = float(-np.mean(np.where(y, np.log(p), np.log(1 - p))))
+    assert history["val_log_loss"][best - 1] == pytest.approx(xent, rel=1e-3)

@@ -433,7 +433,7 @@ def _validate_split(df: Any, labels: list[str], ws: Workspace) -> None:
 def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, notify: ProgressFn, *,
                text: dict, encoding: dict, model: dict, training: dict, vectors: Any) -> tuple:
     from owntrain.encoding import EncodingSettings, encoder_to_dict
-    from owntrain.model import ARCHS, BATCHINGS, ModelSpec
+    from owntrain.model import ARCHS, BATCHINGS, NB_MONITOR, ModelSpec
     from owntrain.text import TextSettings
     from owntrain.vocab import INDEX_FROM
 
@@ -498,7 +498,8 @@ def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, noti
         "train_counts": {lab: train_counts.get(lab, 0) for lab in labels},
         "encoding": enc_settings.to_dict(),
         "model": spec.to_dict(),
-        "training": {**training, "optimizer": "adam", "early_stopping": "val_loss"},
+        "training": {**training, "optimizer": "adam",
+                     "early_stopping": NB_MONITOR if spec.arch == "nbngram" and spec.binary else "val_loss"},
         "vectors": vectors_report.to_dict() if vectors_report else None,
         "versions": _versions(),
     }
@@ -787,6 +788,8 @@ def _run_callback_class() -> type:
     """The Keras callback that checkpoints, keeps state, stops early and reports progress."""
     import keras
 
+    from owntrain.model import NB_MONITOR
+
     class RunCallback(keras.callbacks.Callback):
         """After each epoch: checkpoint (model + optimizer), state.json, early stopping, a progress event."""
 
@@ -819,11 +822,15 @@ def _run_callback_class() -> type:
         def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
             seconds = time.perf_counter() - self._t0
             logs = _floats(logs)
+            if self.model.losses and "val_loss" in logs:  # a weight penalty (nbngram): log the loss without it
+                penalty = float(sum(float(keras.ops.convert_to_numpy(x)) for x in self.model.losses))
+                logs[NB_MONITOR] = logs["val_loss"] - penalty
             st = self.state
             for key, value in logs.items():
                 st["history"].setdefault(key, []).append(value)
             st["epoch_seconds"].append(round(seconds, 3))
-            val_loss = logs.get("val_loss")
+            # the plain validation cross-entropy where the loss also holds a weight penalty (nbngram)
+            val_loss = logs.get(NB_MONITOR, logs.get("val_loss"))
             improved = val_loss is not None and (st["best_val_loss"] is None or val_loss < st["best_val_loss"])
             name = f"epoch-{epoch + 1:03d}.keras"
             self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
