@@ -196,3 +196,49 @@ def test_the_default_on_filmstarts_beats_the_majority_baseline_and_the_bundle_ag
     part = df[df["split"] == "test"]
     labels = load_bundle(result.bundle_dir).predict(part["text"].tolist()).labels
     assert np.mean(np.array(labels) == part["label"].to_numpy()) == pytest.approx(test["accuracy"], abs=1e-6)
+
+
+def test_auto_batch_size_gives_fifty_steps_an_epoch_between_32_and_256():
+    from owntrain.config import auto_batch_size, auto_learning_rate
+
+    assert auto_batch_size(22_224) == 256          # IMDB's training split: the tuned large-set setting
+    assert auto_batch_size(12_800) == 256 and auto_batch_size(12_799) == 128
+    assert auto_batch_size(6_920) == 128           # SST-2
+    assert auto_batch_size(3_110) == 32            # filmstarts: 97 steps an epoch instead of 13 at 256
+    assert auto_batch_size(10) == 32               # never below 32, however small the set
+    for n in (3_200, 5_000, 9_000, 13_000, 40_000, 1_000_000):
+        b = auto_batch_size(n)
+        assert b & (b - 1) == 0 and 32 <= b <= 256
+        assert b == 256 or n // b >= 50 > n // (2 * b)  # the largest power of two with 50 steps
+    assert auto_learning_rate(256) == pytest.approx(0.02)
+    assert auto_learning_rate(64) == pytest.approx(0.01)   # square-root scaling
+    assert auto_learning_rate(32) == pytest.approx(0.02 / 8 ** 0.5, rel=1e-4)
+
+
+def test_fit_resolves_auto_batch_and_rate_from_the_training_split_and_records_them(make_workspace):
+    from owntrain.config import auto_batch_size, auto_learning_rate
+    from owntrain.train import fit
+
+    ws = make_workspace(("neg", "pos"), 300)
+    small = fit(ws, embedding_dim=4, epochs=1, min_df=1, max_len=40)
+    assert small.training["batch_size"] == 32 and small.training["learning_rate"] == pytest.approx(auto_learning_rate(32))
+    settings = json.loads((small.run_dir / "settings.json").read_text())
+    assert settings["training"]["batch_size"] == 32  # a resume trains with the same numbers, not "auto" again
+    card = (small.bundle_dir / "MODEL_CARD.md").read_text()
+    assert "batch 32" in card
+    # a given batch size sets the rate by the same rule; a given rate is kept as it is
+    given = fit(ws, embedding_dim=4, epochs=1, min_df=1, max_len=40, batch_size=64)
+    assert (given.training["batch_size"], given.training["learning_rate"]) == (64, pytest.approx(0.01))
+    rate = fit(ws, embedding_dim=4, epochs=1, min_df=1, max_len=40, learning_rate=0.003)
+    assert (rate.training["batch_size"], rate.training["learning_rate"]) == (auto_batch_size(240), 0.003)
+    # the recipe's architectures keep the recipe's fixed numbers
+    lstm = fit(ws, arch="lstm", embedding_dim=4, units=4, epochs=1, min_df=1, max_len=40)
+    assert (lstm.training["batch_size"], lstm.training["learning_rate"]) == (64, 0.001)
+
+
+def test_an_invalid_given_batch_size_is_still_refused_with_auto_rate(make_workspace):
+    from owntrain.train import fit
+
+    ws = make_workspace(("neg", "pos"), 60)
+    with pytest.raises(InputError, match="batch_size must be a positive whole number"):
+        fit(ws, epochs=1, batch_size=0)

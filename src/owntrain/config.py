@@ -81,14 +81,46 @@ NGRAM_BUCKETS_MAX = 2**20
 NGRAM_BUCKETS_MIN = 2**12
 
 NGRAM_SETTINGS: dict[str, int | float | str] = dict(
-    top_words=50_000, max_len=1000, embedding_dim=16, dropout=0.3, epochs=10, batch_size=256, learning_rate=0.02,
+    top_words=50_000, max_len=1000, embedding_dim=16, dropout=0.3, epochs=40, batch_size="auto", learning_rate="auto",
     patience=2, ngram_buckets="auto",
 )
 """The defaults of nbngram and ngram. Chosen once on the validation splits of the benchmark tasks (never
 their test splits); see bench/README.md. 2**20 bigram buckets (dim 16) against 2**18 (dim 32): IMDB
 validation 0.907 vs 0.905. "auto" bigram buckets: a power of two from 4x the training split's distinct
 word pairs, at most 2**20. nbngram (ngram plus the naive-Bayes term, owntrain.model.NB_C) did as well
-with these settings on the validation splits as with the learning rate 0.01 tried beside them."""
+with these settings on the validation splits as with the learning rate 0.01 tried beside them.
+
+"auto" batch size and learning rate (:func:`auto_batch_size`, :func:`auto_learning_rate`): batch 256 at
+Adam 0.02 for large training splits, smaller batches at a proportionally smaller rate for small ones.
+At most 40 epochs: early stopping ends a fit long before (IMDB after 4-5); 10 cut off the small sets."""
+
+AUTO_BATCH_MAX = 256
+AUTO_BATCH_MIN = 32
+AUTO_STEPS_PER_EPOCH = 50
+AUTO_LEARNING_RATE_AT_MAX = 0.02
+
+
+def auto_batch_size(n_train: int) -> int:
+    """The "auto" batch size for ``n_train`` training rows: at least :data:`AUTO_STEPS_PER_EPOCH` steps an epoch.
+
+    The largest power of two that gives an epoch that many steps, between 32 and 256: IMDB's 22,224
+    training rows get 256, a few thousand rows 32-64. With batch 256 a set of 3,000 texts had 12 steps
+    an epoch, and at the learning rate that suits 256 its validation loss jumped between epochs so
+    that early stopping kept epoch 1 or 2 (see bench/README.md, "Small training sets").
+    """
+    batch = AUTO_BATCH_MIN
+    while batch * 2 <= AUTO_BATCH_MAX and batch * 2 * AUTO_STEPS_PER_EPOCH <= int(n_train):
+        batch *= 2
+    return batch
+
+
+def auto_learning_rate(batch_size: int) -> float:
+    """The "auto" Adam learning rate for ``batch_size``: 0.02 at 256, scaled by the square root of the batch.
+
+    Square-root scaling is the usual rule for Adam (a batch a quarter the size: half the rate), so batch
+    64 trains at 0.01, the setting the validation table of bench/README.md tried beside 256 at 0.02.
+    """
+    return round(AUTO_LEARNING_RATE_AT_MAX * (int(batch_size) / AUTO_BATCH_MAX) ** 0.5, 6)
 
 ARCH_DEFAULTS: dict[str, dict[str, int | float | str]] = {
     "nbngram": NGRAM_SETTINGS,

@@ -100,9 +100,12 @@ def format_fit_summary(result: Any) -> str:
 
 def _d(knob: str) -> str:
     """The help text's default of an architecture-dependent setting: ``nbngram, ngram: X | recipe: Y``."""
-    ngram, recipe = arch_defaults("nbngram")[knob], arch_defaults("lstm")[knob]
-    return f"default nbngram, ngram: {ngram:g} | recipe: {recipe:g}" if isinstance(ngram, float) or isinstance(recipe, float) \
-        else f"default nbngram, ngram: {ngram} | recipe: {recipe}"
+    ngram, recipe = (_show(arch_defaults(a)[knob]) for a in ("nbngram", "lstm"))
+    return f"default nbngram, ngram: {ngram} | recipe: {recipe}"
+
+
+def _show(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @app.command("fit")
@@ -124,9 +127,12 @@ def fit_command(
         help=f"Most passes over the training data [{_d('epochs')}; with --resume: the run's own].",
         show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help=f"Texts per training batch [{_d('batch_size')}].", show_default=False)] = None,
+        "--batch-size", help=f"Texts per training batch [{_d('batch_size')}; auto: 256 from 12,800 training texts, "
+                             "else the largest of 128 and 64 that still makes 50 batches an epoch, else 32].",
+        show_default=False)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(
-        "--learning-rate", help=f"Adam learning rate [{_d('learning_rate')}].", show_default=False)] = None,
+        "--learning-rate", help=f"Adam learning rate [{_d('learning_rate')}; auto: 0.02 at batch 256, times the "
+                                "square root of batch/256, so 0.01 at 64].", show_default=False)] = None,
     patience: Annotated[Optional[int], typer.Option(
         help=f"Stop after this many epochs without a lower validation loss [{_d('patience')}; "
              "with --resume: the run's own].", show_default=False)] = None,
