@@ -189,7 +189,7 @@ def test_the_default_on_filmstarts_beats_the_majority_baseline_and_the_bundle_ag
     result = fit(ws, lang="de")
     assert result.model["arch"] == "nbngram" and result.encoding["ngram_buckets"] >= 2**16
     test = result.metrics["test"]
-    assert test["accuracy"] > result.metrics["baseline"]["accuracy"] + 0.05  # 0.72 majority; ~0.86 measured
+    assert test["accuracy"] > result.metrics["baseline"]["accuracy"] + 0.05  # 0.72 majority; 0.848 measured (bench, auto batch 32)
     import pandas as pd
 
     df = pd.read_parquet(ws / "dataset.parquet")
