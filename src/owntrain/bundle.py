@@ -378,12 +378,13 @@ def _swap_into_place(tmp: Path, out: Path) -> None:
 
 def _arch_line(model: Mapping[str, Any]) -> str:
     emb = f"embedding {_count(model.get('vocab_size'))} x {model.get('embedding_dim')}"
-    if model.get("arch") == "ngram" or (model.get("arch") == "nbngram" and model.get("n_classes") != 2):
-        return f"the mean of the {emb} vectors of a text's word and word-pair ids"
-    if model.get("arch") == "nbngram":
-        return (f"the mean of the {emb} vectors of a text's word and word-pair ids, plus a linear term over the "
-                "same ids weighted by naive-Bayes log-count ratios of the training split (one number per id)")
-    return f"{emb}, {model.get('units')} units"
+    if model.get("arch") not in ("ngram", "nbngram"):
+        return f"{emb}, {model.get('units')} units"
+    line = f"the mean of the {emb} vectors of a text's word and word-pair ids"
+    if model.get("arch") == "nbngram" and model.get("n_classes") == 2:  # ModelSpec.nb_term
+        line += (", plus a linear term over the same ids weighted by naive-Bayes log-count ratios of the training "
+                 "split (one number per id)")
+    return line
 
 
 def _encoder_line(pre: Mapping[str, Any], model: Mapping[str, Any]) -> str:

@@ -5,8 +5,8 @@ minutes); the ids it gives depend only on the encoding settings, the encoder and
 fit keeps, per split, the encoded sequences in ``encoded-<key>-<split>.npz`` (a flat int32 array of
 all ids plus int64 row offsets: compact, read without pickles) and its encoder in
 ``vocab-<key>.json`` (the file :func:`owntrain.encoding.workspace_encoder` reads and writes too,
-so ``owntrain vocab`` and fit share one vocabulary per dataset and settings). A second fit of the same data and settings (another ``--arch``,
-``--epochs``, seed...) then tokenizes nothing.
+so ``owntrain vocab`` and fit share one vocabulary per dataset and settings). A second fit of the
+same data and settings (another ``--arch``, ``--epochs``, seed...) then tokenizes nothing.
 
 The keys hash everything that decides the content: for sequences, the whole
 ``EncodingSettings.to_dict()`` (so a new setting joins the key by itself), the SHA-256 of the

@@ -130,6 +130,11 @@ class ModelSpec:
     def binary(self) -> bool:
         return self.n_classes == 2
 
+    @property
+    def nb_term(self) -> bool:
+        """Whether the model has nbngram's naive-Bayes term (two classes only)."""
+        return self.arch == "nbngram" and self.binary
+
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in self.__dataclass_fields__}
 
@@ -179,7 +184,7 @@ def build_model(
         x = layers.GlobalAveragePooling1D(name="mean")(x)
         if spec.dropout > 0:
             x = layers.Dropout(spec.dropout, name="output_dropout")(x)
-        if spec.arch == "nbngram" and spec.binary:
+        if spec.nb_term:
             return _compile_nb_head(keras, spec, inputs, x, learning_rate, nb_ratios, nb_l2)
         return _compile_head(keras, spec, inputs, x, learning_rate)
     x = layers.Embedding(spec.vocab_size, spec.embedding_dim, mask_zero=mask_zero, name="embedding", **emb_kwargs)(inputs)

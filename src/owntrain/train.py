@@ -39,8 +39,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 import numpy as np
 
 from owntrain.config import (
-    AUTO_LEARNING_RATE_AT_MAX, DEFAULTS, NGRAM_BUCKETS_MAX, NGRAM_BUCKETS_MIN, arch_defaults, auto_batch_size,
-    auto_learning_rate,
+    DEFAULTS, NGRAM_BUCKETS_MAX, NGRAM_BUCKETS_MIN, arch_defaults, auto_batch_size, auto_learning_rate,
 )
 from owntrain.errors import InputError, ValidationError, WorkspaceError
 from owntrain.fileio import sha256_file
@@ -384,11 +383,6 @@ def fit(
         given = dict(top_words=top_words, max_len=max_len, dropout=dropout, batch_size=batch_size,
                      learning_rate=learning_rate, ngram_buckets=ngram_buckets, epochs=epochs, patience=patience)
         chosen = {k: (v if v is not None else knobs[k]) for k, v in given.items()}
-        if chosen["batch_size"] == "auto":  # from the training split's size (config.auto_batch_size)
-            chosen["batch_size"] = auto_batch_size(int((df["split"] == "train").sum()))
-        if chosen["learning_rate"] == "auto":  # from the batch size, given or auto (config.auto_learning_rate)
-            chosen["learning_rate"] = auto_learning_rate(chosen["batch_size"]) \
-                if isinstance(chosen["batch_size"], int) and chosen["batch_size"] > 0 else AUTO_LEARNING_RATE_AT_MAX
         if embedding_dim is None and vectors is None:
             embedding_dim = int(knobs["embedding_dim"])
         settings, enc_settings, enc, paths, state, train_seqs = _start_run(
@@ -458,9 +452,13 @@ def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, noti
         training = {**training, "batching": "fixed"}  # Flatten needs every sequence max_len long: no masking
     if training["class_weight"] not in (None, *CLASS_WEIGHTS):
         raise InputError(f"class_weight must be 'balanced' or None, got {training['class_weight']!r}.")
+    if training["batch_size"] == "auto":  # from the training split's size (config.auto_batch_size)
+        training = {**training, "batch_size": auto_batch_size(int((df["split"] == "train").sum()))}
     for name in ("batch_size", "epochs"):
         if not isinstance(training[name], int) or training[name] < 1:
             raise InputError(f"{name} must be a positive whole number, got {training[name]!r}.")
+    if training["learning_rate"] == "auto":  # from the batch size, given or auto (config.auto_learning_rate)
+        training = {**training, "learning_rate": auto_learning_rate(training["batch_size"])}
     if not training["learning_rate"] > 0:
         raise InputError(f"learning_rate must be positive (e.g. 0.001), got {training['learning_rate']!r}.")
     if vectors is not None and not Path(vectors).is_file():
@@ -510,7 +508,7 @@ def _start_run(ws: Workspace, df: Any, labels: list[str], dataset_sha: str, noti
         "encoding": enc_settings.to_dict(),
         "model": spec.to_dict(),
         "training": {**training, "optimizer": "adam",
-                     "early_stopping": NB_MONITOR if spec.arch == "nbngram" and spec.binary else "val_loss"},
+                     "early_stopping": NB_MONITOR if spec.nb_term else "val_loss"},
         "vectors": vectors_report.to_dict() if vectors_report else None,
         "versions": _versions(),
     }
@@ -689,7 +687,7 @@ def _train_and_evaluate(ws: Workspace, df: Any, labels: list[str], settings: dic
         matrix_path = paths.root / "initial_embedding.npy"
         matrix = np.load(matrix_path) if matrix_path.is_file() else None
         nb: dict[str, Any] = {}
-        if spec.arch == "nbngram" and spec.binary:  # the naive-Bayes term's ratios, from the training split
+        if spec.nb_term:  # the naive-Bayes term's ratios, from the training split
             from owntrain.model import nb_l2, nb_log_ratios
 
             nb = dict(nb_ratios=nb_log_ratios(x_train, y_train, spec.vocab_size), nb_l2=nb_l2(len(y_train)))
@@ -707,7 +705,8 @@ def _train_and_evaluate(ws: Workspace, df: Any, labels: list[str], settings: dic
                            first_epoch=done, epochs=epochs, sample_weight=sample_weight, **pipeline)
         val_ds = eval_dataset(x_val, targets(y_val, len(labels)), batch_size=batch_size, **pipeline)
         callbacks = [
-            _run_callback_class()(paths, state, epochs, int(tr["patience"]), steps, notify),
+            _run_callback_class()(paths, state, epochs, int(tr["patience"]), steps, notify,
+                                  monitor=str(tr.get("early_stopping", "val_loss"))),
             _tensorboard_class()(paths.logs),
         ]
         notify(FitProgress(
@@ -804,9 +803,11 @@ def _run_callback_class() -> type:
     class RunCallback(keras.callbacks.Callback):
         """After each epoch: checkpoint (model + optimizer), state.json, early stopping, a progress event."""
 
-        def __init__(self, paths: RunPaths, state: dict, epochs: int, patience: int, steps: int, notify: ProgressFn):
+        def __init__(self, paths: RunPaths, state: dict, epochs: int, patience: int, steps: int, notify: ProgressFn,
+                     *, monitor: str = "val_loss"):
             super().__init__()
             self.paths, self.state, self.epochs, self.patience = paths, state, epochs, patience
+            self.monitor = monitor  # the run's settings["training"]["early_stopping"]
             self.steps, self.notify = steps, notify
             self._t0 = 0.0
             self._last_report = 0.0
@@ -840,8 +841,7 @@ def _run_callback_class() -> type:
             for key, value in logs.items():
                 st["history"].setdefault(key, []).append(value)
             st["epoch_seconds"].append(round(seconds, 3))
-            # the plain validation cross-entropy where the loss also holds a weight penalty (nbngram)
-            val_loss = logs.get(NB_MONITOR, logs.get("val_loss"))
+            val_loss = logs.get(self.monitor)
             improved = val_loss is not None and (st["best_val_loss"] is None or val_loss < st["best_val_loss"])
             name = f"epoch-{epoch + 1:03d}.keras"
             self.paths.checkpoints.mkdir(parents=True, exist_ok=True)
