@@ -91,10 +91,11 @@ class _Columns:
     text: list[str]
     label: str | None
     split: str | None
+    group: str | None = None
 
 
 def _resolve_columns(reader: TableReader, text_cols: list[str] | None, label_col: str | None,
-                     split_col: str | None, need_label: bool) -> _Columns:
+                     split_col: str | None, need_label: bool, group_col: str | None = None) -> _Columns:
     cols = [c for c in reader.columns if c != "__source__"]
     if text_cols:
         text = [resolve_column(reader.path, cols, n, (), "text", "--text-col") for n in text_cols]
@@ -114,7 +115,14 @@ def _resolve_columns(reader: TableReader, text_cols: list[str] | None, label_col
         for candidate in SPLIT_COLUMN_NAMES[:1]:  # only a column literally named 'split' is taken unasked
             if candidate in lower and lower[candidate] not in text and lower[candidate] != label:
                 split = lower[candidate]
-    return _Columns(text, label, split)
+    group = None
+    if group_col is not None:
+        group = resolve_column(reader.path, cols, group_col, (), "group", "--group-col")
+        if group in text or group == label:
+            raise InputError(f"{reader.path}: column {group!r} cannot be both the group and the "
+                             f"{'text' if group in text else 'label'}. Pass --group-col with the column that names "
+                             "each row's group (a product, customer or film id).")
+    return _Columns(text, label, split, group)
 
 
 def join_text(values: dict[str, Any], columns: list[str]) -> tuple[str, bool]:
@@ -219,6 +227,7 @@ def ingest(
     text_col: str | Sequence[str] | None = None,
     label_col: str | None = None,
     split_col: str | None = None,
+    group_col: str | None = None,
     roles: Sequence[str] | None = None,
     label_map: str | None = None,
     encoding: str = DEFAULTS.encoding,
@@ -232,6 +241,9 @@ def ingest(
     progress: ProgressFn | None = None,
 ) -> IngestResult:
     """Read, validate, normalise and split labelled texts into the workspace.
+
+    ``group_col`` names a column whose equal values (a product, a customer, a film) must never
+    straddle the train, validation and test splits that ingest assigns; see :mod:`owntrain.split`.
 
     Returns an :class:`IngestResult`; raises :class:`owntrain.errors.OwntrainError` subclasses
     for input that cannot be used (missing file or column, undecodable bytes, nothing left to train on).
@@ -250,7 +262,8 @@ def ingest(
     lmap = LabelMap(label_map) if label_map else None
     file_roles = _roles_for(path_list, roles)
     readers = [open_table(p, encoding=encoding, delimiter=delimiter, batch_rows=batch_rows) for p in path_list]
-    columns = [_resolve_columns(r, text_cols, label_col, split_col, need_label=True) for r in readers]
+    columns = [_resolve_columns(r, text_cols, label_col, split_col, need_label=True, group_col=group_col)
+               for r in readers]
 
     ws = Workspace.at(workspace)
     ws.root.mkdir(parents=True, exist_ok=True)
@@ -290,6 +303,7 @@ def _run(ws: Workspace, tmpdir: Path, readers: list[TableReader], columns: list[
     rejects = _RejectWriter(tmpdir / "rejects.csv")
     stage = pq.ParquetWriter(stage_path, schema, compression="zstd")
     hashes: list[int] = []
+    groups: list[int] = []
     label_ids: list[int] = []
     row_roles: list[int] = []
     label_index: dict[str, int] = {}
@@ -354,6 +368,12 @@ def _run(ws: Workspace, tmpdir: Path, readers: list[TableReader], columns: list[
                     continue
                 row_role = code
             hashes.append(splitting.text_hash(text, seed))
+            if cols.group is not None:
+                group = clean_label(values.get(cols.group))  # the same trimming as a label: ' 42 ' == '42'
+                if group is None:  # a group of its own: keyed by its text, like the split without groups
+                    groups.append(hashes[-1])
+                else:
+                    groups.append(splitting.group_hash(group, seed))
             label_ids.append(label_index.setdefault(label, len(label_index)))
             row_roles.append(row_role)
             batch["text"].append(text)
@@ -371,7 +391,8 @@ def _run(ws: Workspace, tmpdir: Path, readers: list[TableReader], columns: list[
             progress(done_before, total_bytes)
         entry: dict[str, Any] = {"path": source, "rows": file_rows,
                                  "role": None if role is None else SPLITS[role],
-                                 "text_columns": cols.text, "label_column": cols.label, "split_column": cols.split}
+                                 "text_columns": cols.text, "label_column": cols.label, "split_column": cols.split,
+                                 "group_column": cols.group}
         if isinstance(reader, FolderReader) and reader.skipped_folders:
             entry["skipped_unlabelled_folders"] = reader.skipped_folders
         inputs_report.append(entry)
@@ -385,7 +406,14 @@ def _run(ws: Workspace, tmpdir: Path, readers: list[TableReader], columns: list[
     names = {i: n for n, i in label_index.items()}
     keep = reason == 0
     final = np.full(len(h), splitting.UNASSIGNED, dtype=np.int8)
-    final[keep] = splitting.assign(h[keep], lab[keep], rol[keep], fractions)
+    group_stats = None
+    if columns[0].group is not None:
+        g = np.asarray(groups, dtype=np.uint64)
+        final[keep] = splitting.assign_groups(h[keep], g[keep], lab[keep], rol[keep], fractions)
+        group_stats = _group_stats(g, h, keep, final, columns[0].group)
+    else:
+        final[keep] = splitting.assign(h[keep], lab[keep], rol[keep], fractions)
+    del groups
     rare = _rare_labels(lab, keep, final, min_examples, fractions, rol)
     for code in rare:
         reason[keep & (lab == code)] = _R_RARE if rare[code] == "rare_label" else _R_NOT_IN_TRAIN
@@ -410,7 +438,7 @@ def _run(ws: Workspace, tmpdir: Path, readers: list[TableReader], columns: list[
         )
     report = _report(inputs_report, rows_read, keep, final, lab, names, labels, rejects.counts, dup_stats,
                      unmapped, lengths_chars, lengths_words, seed, fractions, lmap, encoding, drop_duplicates,
-                     min_examples, rol, rare)
+                     min_examples, rol, rare, group_stats)
     # Publish: drop the old dataset first, so a crash in between never pairs a new report with old rows.
     ws.dataset.unlink(missing_ok=True)
     os.replace(ws_rejects, ws.rejects)
@@ -553,6 +581,16 @@ def _write_dataset(stage_path: Path, out_path: Path, keep: np.ndarray, final: np
     return chars, words
 
 
+def _group_stats(groups: np.ndarray, hashes: np.ndarray, keep: np.ndarray, final: np.ndarray,
+                 column: str) -> dict[str, Any]:
+    """How many groups the kept rows form, how many kept rows lack a group, how many groups span two splits."""
+    grouped = keep & (groups != hashes)  # a row without a group was given its text hash as its group
+    pairs = np.unique(np.stack([groups[grouped], final[grouped].astype(np.uint64)], axis=1), axis=0)
+    distinct, per_group = np.unique(pairs[:, 0], return_counts=True)
+    return {"column": column, "groups": int(len(distinct)), "rows_without_group": int((keep & ~grouped).sum()),
+            "groups_across_splits": int((per_group > 1).sum())}
+
+
 def _percentiles(values: np.ndarray) -> dict[str, int]:
     if len(values) == 0:
         return {}
@@ -596,7 +634,8 @@ def _report(inputs: list[dict], rows_read: int, keep: np.ndarray, final: np.ndar
             names: dict[int, str], labels: list[str], reject_counts: Counter[str], dup_stats: dict,
             unmapped: Counter[str], chars: np.ndarray, words: np.ndarray, seed: int,
             fractions: tuple[float, float, float], lmap: LabelMap | None, encoding: str,
-            drop_duplicates: bool, min_examples: int, roles: np.ndarray, rare: dict[int, str]) -> dict[str, Any]:
+            drop_duplicates: bool, min_examples: int, roles: np.ndarray, rare: dict[int, str],
+            group_stats: dict[str, Any] | None = None) -> dict[str, Any]:
     kept = int(keep.sum())
     rejected = int(sum(reject_counts.values()))
     assert rows_read == kept + rejected, f"row accounting broken: {rows_read} != {kept} + {rejected}"
@@ -609,9 +648,17 @@ def _report(inputs: list[dict], rows_read: int, keep: np.ndarray, final: np.ndar
         source = "files" if any(i["role"] for i in inputs) else "column"
     else:
         source = "hash"
+    warnings = _warnings(labels, per_split, dup_stats)
+    if group_stats and group_stats["rows_without_group"]:
+        warnings.append(f"{group_stats['rows_without_group']} row(s) have no value in group column "
+                        f"{group_stats['column']!r}; each was split as a group of its own (with its duplicates).")
+    if group_stats and group_stats["groups_across_splits"]:
+        warnings.append(f"{group_stats['groups_across_splits']} group(s) of column {group_stats['column']!r} have rows "
+                        "in more than one split: the input files or split column put them there, or a text they "
+                        "share with another group did.")
     return {
         "format_version": 1,
-        "warnings": _warnings(labels, per_split, dup_stats),
+        "warnings": warnings,
         "rows": {"read": rows_read, "kept": kept, "rejected": rejected},
         "rejected_by_reason": dict(reject_counts.most_common()),
         "labels": labels,
@@ -619,6 +666,7 @@ def _report(inputs: list[dict], rows_read: int, keep: np.ndarray, final: np.ndar
         "splits": per_split,
         "split_sizes": {s: sum(per_split[s].values()) for s in SPLITS},
         "split_source": source,
+        "groups": group_stats,
         "text_length_chars": _percentiles(chars),
         "text_length_words": _percentiles(words),
         "duplicates": dup_stats,

@@ -76,7 +76,9 @@ def format_summary(result: Any) -> str:
     if r["unmapped_label_values"]:
         lines.append("  label values not covered by --label-map: "
                      + ", ".join(f"{k!r} x{v:,}" for k, v in r["unmapped_label_values"].items()))
-    lines.append(f"  split: {r['split_source']} (seed {r['settings']['seed']}); report: {result.report_path}")
+    g = r.get("groups")
+    by_group = f", whole groups of {g['column']!r}: {g['groups']:,} group(s)" if g else ""
+    lines.append(f"  split: {r['split_source']}{by_group} (seed {r['settings']['seed']}); report: {result.report_path}")
     return "\n".join(lines)
 
 
@@ -92,6 +94,9 @@ def ingest_command(
         "--label-map", help="Map label values to classes, e.g. '1-2=negative,4-5=positive'.")] = None,
     split_col: Annotated[Optional[str], typer.Option(
         "--split-col", help="Column holding train/validation/test (a column named 'split' is used unasked).")] = None,
+    group_col: Annotated[Optional[str], typer.Option(
+        "--group-col", help="Column naming each row's group (product, customer, film): a group's rows never "
+                            "straddle the splits ingest assigns, so validation and test hold unseen groups.")] = None,
     roles: Annotated[Optional[str], typer.Option(
         "--roles", help="Split role of each input in order, e.g. train,test (default: from file names).")] = None,
     split: Annotated[str, typer.Option("--split", help="Train,validation,test fractions.")] =
@@ -115,7 +120,7 @@ def ingest_command(
         try:
             result = ingest(
                 [str(p) for p in paths], workspace=workspace, text_col=text_col, label_col=label_col,
-                split_col=split_col, roles=roles.split(",") if roles else None, label_map=label_map,
+                split_col=split_col, group_col=group_col, roles=roles.split(",") if roles else None, label_map=label_map,
                 encoding=encoding, delimiter=delimiter, seed=seed, split_fractions=_fractions(split),
                 min_examples_per_label=min_examples, drop_duplicates=drop_duplicates,
                 drop_conflicts=drop_conflicts, progress=bar,
