@@ -68,11 +68,17 @@ class Task:
     files: dict[str, str]
     label_map: str | None = None   # owntrain's --label-map syntax; the recipe and baseline use the same mapping
     drop_labels: tuple[str, ...] = ()  # raw label values left out of the task's files
+    group_runs: tuple[str, int] | None = None  # (id column, n): owntrain ingests with --group-col GROUP_COL
+    """Group for owntrain's validation split, where the test file holds other groups than the train file.
+
+    aclImdb's test films are not its training films, and its ids run through each film's reviews in
+    a row (per sentiment, at most 30 a film): label plus id // 30 keeps most films' reviews in one
+    group, so ingest carves validation from films that training does not see, as test is."""
 
 
 TASKS: tuple[Task, ...] = (
     Task("imdb", "imdb", "IMDB, pos/neg (en)", "en", "text", "sentiment",
-         {"train": "train.csv", "test": "test.csv"}),
+         {"train": "train.csv", "test": "test.csv"}, group_runs=("id", 30)),
     Task("amazon_de_binary", "amazon_reviews_de", "Amazon DE, 1-2 vs 4-5 stars (de)", "de", "text", "stars",
          {"train": "train.csv", "test": "test.csv"}, label_map="1-2=negative,4-5=positive", drop_labels=("3",)),
     Task("amazon_de_5star", "amazon_reviews_de", "Amazon DE, 5 stars (de)", "de", "text", "stars",
@@ -114,6 +120,8 @@ def systems() -> list[System]:
 
 # --------------------------------------------------------------------------- the task's files
 
+GROUP_COL = "group"
+
 
 def _read_csv(path: Path) -> Any:
     import pandas as pd
@@ -126,7 +134,7 @@ def _sample(df: Any, n: int | None) -> Any:
 
 
 def prepare_task(task: Task, data: Path, out: Path, sizes: dict[str, Any]) -> tuple[dict[str, Path], dict[str, int]]:
-    """Write the task's train[/validation]/test CSVs (text and label column only) under ``out``.
+    """Write the task's train[/validation]/test CSVs (text, label and any group column) under ``out``.
 
     Every system reads these same files. Rows whose raw label is in ``drop_labels`` are left
     out; ``sizes`` caps each role's rows (a seeded sample, for --quick).
@@ -139,7 +147,7 @@ def prepare_task(task: Task, data: Path, out: Path, sizes: dict[str, Any]) -> tu
     if set(task.files) == {"all"}:
         frames = _default_split(src / task.files["all"], task, out / "split-workspace")
     else:
-        frames = {role: _read_csv(src / name)[[task.label_col, task.text_col]] for role, name in task.files.items()}
+        frames = {role: _task_columns(_read_csv(src / name), task) for role, name in task.files.items()}
     paths, counts = {}, {}
     for role, df in frames.items():
         if task.drop_labels:
@@ -149,6 +157,15 @@ def prepare_task(task: Task, data: Path, out: Path, sizes: dict[str, Any]) -> tu
         df.to_csv(paths[role], index=False)
         counts[role] = len(df)
     return paths, counts
+
+
+def _task_columns(df: Any, task: Task) -> Any:
+    """The label and text columns of a task file, and its :attr:`Task.group_runs` group as GROUP_COL."""
+    out = df[[task.label_col, task.text_col]].copy()
+    if task.group_runs:
+        id_col, n = task.group_runs
+        out[GROUP_COL] = df[task.label_col].astype(str) + "-" + (df[id_col].astype(int) // n).astype(str)
+    return out
 
 
 def _default_split(path: Path, task: Task, workspace: Path) -> dict[str, Any]:
@@ -312,7 +329,8 @@ def child_owntrain(spec: dict[str, Any]) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     ing = owntrain.ingest([spec["files"][r] for r in roles], workspace=ws, text_col=task.text_col,
-                          label_col=task.label_col, label_map=task.label_map, roles=roles)
+                          label_col=task.label_col, label_map=task.label_map, roles=roles,
+                          group_col=GROUP_COL if task.group_runs else None)
     t1 = time.perf_counter()
 
     def progress(event: Any) -> None:
