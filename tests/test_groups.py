@@ -122,3 +122,13 @@ def test_connected_components_follow_chains():
     long_chain = np.arange(10_000, dtype=np.uint64)
     comp = splitting.connected(long_chain // 2, (long_chain + 1) // 2 + 100_000)
     assert (comp == 0).all()
+
+
+def test_unit_cut_places_units_by_their_middle_row():
+    assert splitting._unit_cut(np.array([5] * 20), (0.8, 0.1, 0.1)) == (16, 2)  # exact: 80 / 10 / 10 rows
+    # three units of 5 rows: the rows say 11 / 2 / 2; each split with a share still gets one unit
+    assert splitting._unit_cut(np.array([5, 5, 5]), (0.8, 0.1, 0.1)) == (1, 1)
+    assert splitting._unit_cut(np.array([5, 5, 5]), (0.9, 0.1, 0.0)) == (2, 1)
+    # one unit larger than the training share still trains; nothing is taken from it for validation
+    assert splitting._unit_cut(np.array([100, 1, 1]), (0.8, 0.1, 0.1)) == (1, 0)
+    assert splitting._unit_cut(np.array([7]), (0.8, 0.1, 0.1)) == (1, 0)
