@@ -600,7 +600,8 @@ def _percentiles(values: np.ndarray) -> dict[str, int]:
             "mean": round(float(values.mean()), 1)}
 
 
-def _warnings(labels: list[str], per_split: dict[str, dict[str, int]], dup_stats: dict) -> list[str]:
+def _warnings(labels: list[str], per_split: dict[str, dict[str, int]], dup_stats: dict,
+              group_stats: dict[str, Any] | None = None) -> list[str]:
     """Things that are legal but probably a mistake, for the report and the terminal."""
     out = []
     by_fold: dict[str, list[str]] = {}
@@ -623,6 +624,13 @@ def _warnings(labels: list[str], per_split: dict[str, dict[str, int]], dup_stats
     if dup_stats.get("cross_split_duplicate_rows"):
         out.append(f"{dup_stats['cross_split_duplicate_rows']:,} repeated text(s) fall in another split than their "
                    "first occurrence (the input files or split column put them there); test scores may be optimistic")
+    if group_stats and group_stats["rows_without_group"]:
+        out.append(f"{group_stats['rows_without_group']} row(s) have no value in group column "
+                   f"{group_stats['column']!r}; each was split as a group of its own (with its duplicates).")
+    if group_stats and group_stats["groups_across_splits"]:
+        out.append(f"{group_stats['groups_across_splits']} group(s) of column {group_stats['column']!r} have rows "
+                   "in more than one split: the input files or split column put them there, or a text they "
+                   "share with another group did.")
     return out
 
 
@@ -648,17 +656,9 @@ def _report(inputs: list[dict], rows_read: int, keep: np.ndarray, final: np.ndar
         source = "files" if any(i["role"] for i in inputs) else "column"
     else:
         source = "hash"
-    warnings = _warnings(labels, per_split, dup_stats)
-    if group_stats and group_stats["rows_without_group"]:
-        warnings.append(f"{group_stats['rows_without_group']} row(s) have no value in group column "
-                        f"{group_stats['column']!r}; each was split as a group of its own (with its duplicates).")
-    if group_stats and group_stats["groups_across_splits"]:
-        warnings.append(f"{group_stats['groups_across_splits']} group(s) of column {group_stats['column']!r} have rows "
-                        "in more than one split: the input files or split column put them there, or a text they "
-                        "share with another group did.")
     return {
         "format_version": 1,
-        "warnings": warnings,
+        "warnings": _warnings(labels, per_split, dup_stats, group_stats),
         "rows": {"read": rows_read, "kept": kept, "rejected": rejected},
         "rejected_by_reason": dict(reject_counts.most_common()),
         "labels": labels,

@@ -9,7 +9,10 @@ from typing import Annotated, Any, Optional
 import typer
 
 from owntrain.cli import app, echo_err, user_errors
-from owntrain.config import DEFAULTS, arch_defaults
+from owntrain.config import (
+    AUTO_BATCH_MAX, AUTO_BATCH_MIN, AUTO_LEARNING_RATE_AT_MAX, AUTO_STEPS_PER_EPOCH, DEFAULTS, arch_defaults,
+    auto_learning_rate,
+)
 
 
 def _logs_line(logs: dict[str, float]) -> str:
@@ -108,6 +111,14 @@ def _show(value: Any) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
+# The "auto" rules of owntrain.config, stated from its constants so the help cannot drift from them.
+_AUTO_BATCH = (f"auto: {AUTO_BATCH_MAX} from {AUTO_BATCH_MAX * AUTO_STEPS_PER_EPOCH:,} training texts, else the "
+               f"largest smaller power of two that still makes {AUTO_STEPS_PER_EPOCH} batches an epoch, at least "
+               f"{AUTO_BATCH_MIN}")
+_AUTO_RATE = (f"auto: {AUTO_LEARNING_RATE_AT_MAX:g} at batch {AUTO_BATCH_MAX}, times the square root of "
+              f"batch/{AUTO_BATCH_MAX}, so {auto_learning_rate(AUTO_BATCH_MAX // 4):g} at {AUTO_BATCH_MAX // 4}")
+
+
 @app.command("fit")
 def fit_command(
     lang: Annotated[str, typer.Option(help="spaCy language code of the texts, e.g. en, de, fr, xx.")] = DEFAULTS.lang,
@@ -127,12 +138,11 @@ def fit_command(
         help=f"Most passes over the training data [{_d('epochs')}; with --resume: the run's own].",
         show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(
-        "--batch-size", help=f"Texts per training batch [{_d('batch_size')}; auto: 256 from 12,800 training texts, "
-                             "else the largest of 128 and 64 that still makes 50 batches an epoch, else 32].",
+        "--batch-size", help=f"Texts per training batch [{_d('batch_size')}; {_AUTO_BATCH}].",
         show_default=False)] = None,
     learning_rate: Annotated[Optional[float], typer.Option(
-        "--learning-rate", help=f"Adam learning rate [{_d('learning_rate')}; auto: 0.02 at batch 256, times the "
-                                "square root of batch/256, so 0.01 at 64].", show_default=False)] = None,
+        "--learning-rate", help=f"Adam learning rate [{_d('learning_rate')}; {_AUTO_RATE}].",
+        show_default=False)] = None,
     patience: Annotated[Optional[int], typer.Option(
         help=f"Stop after this many epochs without a lower validation loss [{_d('patience')}; "
              "with --resume: the run's own].", show_default=False)] = None,
